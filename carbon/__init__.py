@@ -1,0 +1,1 @@
+"""Carbon accounting: factors, scopes, standard coal, indicators, targets."""

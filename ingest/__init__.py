@@ -1,0 +1,1 @@
+"""Lossless MQTT ingest of meter readings (installed as ``parkcarbon.ingest``)."""

@@ -1,0 +1,10 @@
+"""Commands of parkcarbon.ingest (registered on the main group)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add this package's commands to the `parkcarbon` group."""
+    del group

@@ -1,0 +1,255 @@
+"""The ``parkcarbon`` command group.
+
+Each subpackage adds its commands through a ``register(group)`` function in its own
+``cli`` module (listed in ``COMMAND_MODULES``). User errors (any ``ParkcarbonError``)
+print as one line, plus a hint line where there is one, and exit with the error's
+``exit_code``: 2 usage, 3 configuration, 4 database, 5 broker, 1 other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parkcarbon import __version__, logs
+from parkcarbon.errors import ParkcarbonError
+from parkcarbon.settings import Settings, load_settings, settings_markdown
+
+COMMAND_MODULES = [
+    "parkcarbon.ingest.cli",
+    "parkcarbon.carbon.cli",
+]
+
+
+@dataclass
+class AppContext:
+    """What every command gets through ``click.pass_obj``."""
+
+    config_file: Path | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    def settings(self, **more: Any) -> Settings:
+        if more:
+            return load_settings(self.config_file, **self.overrides, **more)
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, **self.overrides)
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="parkcarbon")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PARKCARBON_CONFIG_FILE",
+    help="YAML settings file (env PARKCARBON_CONFIG_FILE).",
+)
+@click.option(
+    "--database-url",
+    envvar="PARKCARBON_DATABASE_URL",
+    show_envvar=True,
+    help="PostgreSQL URL (default postgresql://127.0.0.1:5432/parkcarbon).",
+)
+@click.option(
+    "--registry",
+    "registry_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PARKCARBON_REGISTRY_FILE",
+    help="Park registry YAML (default config/park.yaml).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    envvar="PARKCARBON_LOG_LEVEL",
+    help="Log level (default INFO).",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_file: Path | None,
+    database_url: str | None,
+    registry_file: Path | None,
+    log_level: str | None,
+) -> None:
+    """parkcarbon: carbon and energy monitoring for an industrial park.
+
+    Settings come from PARKCARBON_* environment variables, an optional --config YAML
+    file and the defaults listed by `parkcarbon config settings`.
+    """
+    overrides = {"database_url": database_url, "registry_file": registry_file}
+    if log_level:
+        overrides["log_level"] = log_level.upper()
+    app = AppContext(config_file=config_file, overrides=overrides)
+    ctx.obj = app
+    if ctx.invoked_subcommand is not None and "--help" not in sys.argv[1:]:
+        logs.configure(app.settings().log_level)
+
+
+# --- config ------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check the park registry and show settings."""
+
+
+@config_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def config_check(app: AppContext, as_json: bool) -> None:
+    """Validate the registry file and print a summary (enterprises, meters by carrier).
+
+    Every problem is listed with file, entry and field; the exit code is 3 if any.
+    """
+    from parkcarbon.registry import load_registry
+
+    registry = load_registry(app.settings().registry_file)
+    summary = registry.summary()
+    if as_json:
+        echo_json({"ok": True, **summary})
+        return
+    click.echo(f"{summary['file']}: OK")
+    click.echo(f"park: {summary['park']} ({summary['timezone']})")
+    click.echo(f"enterprises: {summary['enterprises']}")
+    for sector, n in summary["enterprises_by_sector"].items():
+        click.echo(f"  {sector:<20} {n:>4}")
+    click.echo(f"meters: {summary['meters']}")
+    for carrier, n in summary["meters_by_carrier"].items():
+        click.echo(f"  {carrier:<20} {n:>4}")
+    roles = ", ".join(f"{k} {v}" for k, v in summary["meters_by_role"].items())
+    click.echo(f"meter roles: {roles}")
+
+
+@config_group.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the reference table as Markdown.")
+@pass_app
+def config_settings(app: AppContext, markdown: bool) -> None:
+    """Show effective settings (secrets masked), or the reference table."""
+    if markdown:
+        click.echo(settings_markdown())
+        return
+    settings = app.settings()
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name == "database_url":
+            from parkcarbon.db import redact_dsn
+
+            value = redact_dsn(value.get_secret_value())
+        click.echo(f"{name} = {value}")
+
+
+# --- db ----------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Create and inspect the database schema."""
+
+
+@db_group.command("migrate")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "timescale", "plain"]),
+    envvar="PARKCARBON_STORAGE_MODE",
+    help="Storage mode for a new database (default auto).",
+)
+@click.option("--no-sync", is_flag=True, help="Do not load the registry into the database.")
+@pass_app
+def db_migrate(app: AppContext, mode: str | None, no_sync: bool) -> None:
+    """Apply pending migrations (safe to repeat and to run concurrently), then load the
+    registry into the enterprises and meters tables."""
+    from parkcarbon.db import connect
+    from parkcarbon.registry import load_registry
+    from parkcarbon.schema import migrate
+    from parkcarbon.sync import sync_registry
+
+    settings = app.settings(storage_mode=mode) if mode else app.settings()
+    registry = None if no_sync else load_registry(settings.registry_file)
+    result = migrate(settings, mode=settings.storage_mode, timezone=settings.timezone)
+    if result.applied:
+        click.echo(f"applied {len(result.applied)} migration(s): {', '.join(result.applied)}")
+    else:
+        click.echo("schema already up to date")
+    click.echo(f"schema version {result.version}, storage mode {result.mode}")
+    if registry is not None:
+        with connect(settings) as conn:
+            synced = sync_registry(conn, registry)
+        click.echo(
+            f"registry {registry.source}: {synced.enterprises} enterprises, "
+            f"{synced.meters} meters synced"
+        )
+
+
+@db_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+@pass_app
+def db_status(app: AppContext, as_json: bool) -> None:
+    """Print the schema version and the storage mode (timescale or plain)."""
+    from parkcarbon.db import redact_dsn
+    from parkcarbon.schema import status
+
+    settings = app.settings()
+    st = status(settings)
+    if as_json:
+        echo_json({"database": redact_dsn(settings.database_url.get_secret_value()),
+                   **st.as_dict()})
+        return
+    click.echo(f"database: {redact_dsn(settings.database_url.get_secret_value())}")
+    click.echo(f"schema version: {st.version} (latest {st.latest})")
+    if st.pending:
+        click.echo(f"pending migrations: {', '.join(st.pending)} (run `parkcarbon db migrate`)")
+    click.echo(f"storage mode: {st.mode or 'not set up'}")
+    click.echo(f"timezone of daily rollups: {st.timezone or '-'}")
+    if st.timescaledb_version:
+        click.echo(f"timescaledb: {st.timescaledb_version}")
+        click.echo(f"hypertables: {', '.join(st.hypertables) or '-'}")
+        click.echo(f"continuous aggregates: {', '.join(st.continuous_aggregates) or '-'}")
+    else:
+        available = "available, not created" if st.timescaledb_available else "not installed"
+        click.echo(f"timescaledb: {available}")
+
+
+def _register_subcommands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(cli)
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, meaningful exit codes."""
+    try:
+        cli.main(args=argv, prog_name="parkcarbon", standalone_mode=False)
+    except ParkcarbonError as exc:
+        click.echo(f"parkcarbon: error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

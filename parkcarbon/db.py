@@ -1,0 +1,118 @@
+"""Database access: connections, pools, DSN handling. Every module goes through here.
+
+Connections are psycopg 3 connections with ``dict_row``-free defaults (tuples) and
+UTC session time zone, so ``timestamptz`` values come back as aware UTC datetimes
+whatever the server's configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import conninfo, sql
+from psycopg_pool import ConnectionPool
+
+from parkcarbon.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 5  # fail fast on an unreachable server; the CLI says so in one line
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (URL and key=value forms)."""
+    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    dsn = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn, flags=re.I)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", dsn, flags=re.I)
+
+
+def dsn_of(settings_or_dsn: Any) -> str:
+    """Accept a Settings object, a SecretStr or a plain DSN string."""
+    value = getattr(settings_or_dsn, "database_url", settings_or_dsn)
+    if hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    return str(value)
+
+
+def _kwargs() -> dict[str, Any]:
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "options": "-c timezone=UTC"}
+
+
+def connect(settings_or_dsn: Any, *, autocommit: bool = False) -> psycopg.Connection:
+    """Open one connection. Raises ``DatabaseError`` (password redacted) if unreachable."""
+    dsn = dsn_of(settings_or_dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, **_kwargs())
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}",
+            hint="is PostgreSQL running? set PARKCARBON_DATABASE_URL",
+        ) from exc
+
+
+def make_pool(settings_or_dsn: Any, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
+    """A connection pool with explicit defaults; open it with ``pool.open(wait=True)``."""
+    return ConnectionPool(
+        dsn_of(settings_or_dsn),
+        kwargs=_kwargs(),
+        min_size=min_size,
+        max_size=max_size,
+        timeout=30.0,
+        max_idle=10 * 60.0,
+        open=False,
+    )
+
+
+@contextmanager
+def transaction(settings_or_dsn: Any) -> Iterator[psycopg.Connection]:
+    """A connection inside one transaction, committed on success, closed afterwards."""
+    with connect(settings_or_dsn) as conn:
+        yield conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def database_name(dsn: str) -> str | None:
+    return conninfo.conninfo_to_dict(dsn).get("dbname")  # type: ignore[return-value]
+
+
+def ensure_database(settings_or_dsn: Any) -> bool:
+    """Create the target database if it does not exist. Returns True if it was created.
+
+    Connects to the ``postgres`` maintenance database of the same server. Does nothing
+    (and returns False) when the database already exists or cannot be created because
+    of permissions; the following connect then reports the real problem.
+    """
+    dsn = dsn_of(settings_or_dsn)
+    name = database_name(dsn)
+    if not name:
+        return False
+    try:
+        with psycopg.connect(dsn, **_kwargs()):
+            return False
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise DatabaseError(
+                f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}",
+                hint="is PostgreSQL running? set PARKCARBON_DATABASE_URL",
+            ) from exc
+    admin = conninfo.make_conninfo(dsn, dbname="postgres")
+    try:
+        with psycopg.connect(admin, autocommit=True, **_kwargs()) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.DuplicateDatabase:
+        return False
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"database {name!r} does not exist and cannot be created: {_first_line(exc)}"
+        ) from exc
+    log.info("created database %s", name)
+    return True

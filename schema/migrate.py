@@ -1,0 +1,286 @@
+"""Versioned, idempotent, concurrency-safe migrations for both storage modes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from parkcarbon.db import connect, ensure_database
+from parkcarbon.errors import MigrationError
+
+log = logging.getLogger(__name__)
+
+StorageMode = Literal["timescale", "plain"]
+# Key of the session advisory lock that serialises migrations (any constant works;
+# this one is hashtext('parkcarbon.migrate') fixed at design time).
+LOCK_KEY = 0x7061726B  # "park"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS parkcarbon_meta (
+    key         text PRIMARY KEY,
+    value       text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    mode        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    common: str
+    timescale: str = ""
+    plain: str = ""
+
+    def body(self, mode: StorageMode, timezone: str) -> str:
+        text = self.common + "\n" + (self.timescale if mode == "timescale" else self.plain)
+        return text.replace("{{timezone}}", _literal(timezone))
+
+    @property
+    def checksum(self) -> str:
+        digest = hashlib.sha256((self.common + self.timescale + self.plain).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass
+class MigrationResult:
+    mode: StorageMode
+    version: int
+    applied: list[str] = field(default_factory=list)
+    mode_reason: str = ""
+
+
+@dataclass
+class SchemaStatus:
+    version: int
+    latest: int
+    mode: str | None
+    timezone: str | None
+    timescaledb_version: str | None
+    timescaledb_available: bool
+    pending: list[str]
+    hypertables: list[str]
+    continuous_aggregates: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _literal(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", value):
+        raise MigrationError(f"refusing unsafe timezone literal {value!r}")
+    return "'" + value + "'"
+
+
+def discover() -> list[Migration]:
+    """All migrations shipped in this package, by version."""
+    files = {p.name: p for p in resources.files("parkcarbon.schema").iterdir()}
+    found: list[Migration] = []
+    for name in sorted(files):
+        m = _NAME.match(name)
+        if not m:
+            continue
+        stem = name[: -len(".sql")]
+        extra = {
+            mode: files[f"{stem}.{mode}.sql"].read_text(encoding="utf-8")
+            if f"{stem}.{mode}.sql" in files
+            else ""
+            for mode in ("timescale", "plain")
+        }
+        found.append(
+            Migration(
+                version=int(m.group(1)),
+                name=m.group(2),
+                common=files[name].read_text(encoding="utf-8"),
+                **extra,
+            )
+        )
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"duplicate migration versions in {versions}")
+    return found
+
+
+def _meta(conn: psycopg.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM parkcarbon_meta WHERE key = %s", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO parkcarbon_meta (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+        (key, value),
+    )
+
+
+def _timescale_available(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def _choose_mode(conn: psycopg.Connection, wanted: str) -> tuple[StorageMode, str]:
+    """Decide the storage mode of a new database; create the extension if timescale."""
+    if wanted == "plain":
+        return "plain", "forced by storage_mode=plain"
+    if not _timescale_available(conn):
+        if wanted == "timescale":
+            raise MigrationError(
+                "storage_mode=timescale but the timescaledb extension is not installed "
+                "on this server",
+                hint="install TimescaleDB or use storage_mode=auto/plain",
+            )
+        return "plain", "timescaledb extension not installed on the server"
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0]
+        if wanted == "timescale":
+            raise MigrationError(f"cannot create the timescaledb extension: {reason}") from exc
+        return "plain", f"timescaledb present but unusable ({reason})"
+    return "timescale", "timescaledb extension available"
+
+
+def migrate(
+    settings_or_dsn: object,
+    *,
+    mode: str = "auto",
+    timezone: str = "Asia/Shanghai",
+    create_database: bool = True,
+) -> MigrationResult:
+    """Bring the schema up to date. Safe to run twice, and from two processes at once."""
+    if create_database:
+        ensure_database(settings_or_dsn)
+    migrations = discover()
+    with connect(settings_or_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            return _migrate_locked(conn, migrations, mode, timezone)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _migrate_locked(
+    conn: psycopg.Connection, migrations: list[Migration], wanted: str, timezone: str
+) -> MigrationResult:
+    with conn.transaction():
+        conn.execute(_BOOTSTRAP)
+    stored_mode = _meta(conn, "storage_mode")
+    if stored_mode is None:
+        chosen, reason = _choose_mode(conn, wanted)
+        with conn.transaction():
+            _set_meta(conn, "storage_mode", chosen)
+            _set_meta(conn, "storage_mode_reason", reason)
+            _set_meta(conn, "timezone", timezone)
+        log.info("storage mode %s (%s)", chosen, reason)
+    else:
+        if wanted not in ("auto", stored_mode):
+            raise MigrationError(
+                f"this database was set up in {stored_mode} mode; storage_mode={wanted} "
+                "cannot switch an existing database",
+                hint="use a new database, or storage_mode=auto",
+            )
+        chosen = stored_mode  # type: ignore[assignment]
+        reason = _meta(conn, "storage_mode_reason") or ""
+        stored_tz = _meta(conn, "timezone")
+        if stored_tz and stored_tz != timezone:
+            raise MigrationError(
+                f"this database keeps daily rollups in timezone {stored_tz}; "
+                f"the settings say {timezone}",
+                hint=f"set PARKCARBON_TIMEZONE={stored_tz} or use a new database",
+            )
+    applied_rows = dict(
+        conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    )
+    result = MigrationResult(mode=chosen, version=0, mode_reason=reason)
+    for migration in migrations:
+        if migration.version in applied_rows:
+            if applied_rows[migration.version] != migration.checksum:
+                log.warning(
+                    "migration %04d_%s changed after it was applied (checksum %s, now %s)",
+                    migration.version,
+                    migration.name,
+                    applied_rows[migration.version],
+                    migration.checksum,
+                )
+            continue
+        label = f"{migration.version:04d}_{migration.name}"
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL(migration.body(chosen, timezone)))  # type: ignore[arg-type]
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, mode) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum, chosen),
+                )
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise MigrationError(f"migration {label} failed: {first}") from exc
+        log.info("applied migration %s (%s mode)", label, chosen)
+        result.applied.append(label)
+    result.version = max([m.version for m in migrations], default=0)
+    return result
+
+
+def status(settings_or_dsn: object) -> SchemaStatus:
+    """Schema version, storage mode and what TimescaleDB objects exist."""
+    latest = max((m.version for m in discover()), default=0)
+    with connect(settings_or_dsn, autocommit=True) as conn:
+        has_meta = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        version, mode, tz, done = 0, None, None, set()
+        if has_meta and has_meta[0]:
+            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+            done = {r[0] for r in rows}
+            version = max(done, default=0)
+            mode = _meta(conn, "storage_mode")
+            tz = _meta(conn, "timezone")
+        ext = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        hypertables: list[str] = []
+        caggs: list[str] = []
+        if ext:
+            hypertables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT hypertable_name FROM timescaledb_information.hypertables "
+                    "ORDER BY 1"
+                ).fetchall()
+            ]
+            caggs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT view_name FROM timescaledb_information.continuous_aggregates "
+                    "ORDER BY 1"
+                ).fetchall()
+            ]
+        pending = [f"{m.version:04d}_{m.name}" for m in discover() if m.version not in done]
+        return SchemaStatus(
+            version=version,
+            latest=latest,
+            mode=mode,
+            timezone=tz,
+            timescaledb_version=ext[0] if ext else None,
+            timescaledb_available=_timescale_available(conn),
+            pending=pending,
+            hypertables=hypertables,
+            continuous_aggregates=caggs,
+        )

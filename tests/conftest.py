@@ -1,0 +1,92 @@
+"""Shared fixtures. Tests talk to the real PostgreSQL and Mosquitto.
+
+PostgreSQL: ``PARKCARBON_TEST_DSN`` (default ``postgresql://127.0.0.1:5432/postgres``),
+an account allowed to create databases. Each test that needs a database gets a new
+one, dropped afterwards, so tests run alone, in any order and side by side.
+The whole run aborts with one line if the server is unreachable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from support import ADMIN_DSN, EXAMPLE_REGISTRY, Broker, project_broker
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        with psycopg.connect(ADMIN_DSN, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0]
+        pytest.exit(f"PostgreSQL is not reachable at {ADMIN_DSN}: {first}", returncode=3)
+
+
+def _create_db() -> str:
+    name = f"pctest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return conninfo.make_conninfo(ADMIN_DSN, dbname=name)
+
+
+def _drop_db(dsn: str) -> None:
+    name = conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def fresh_dsn() -> Iterator[str]:
+    """An empty database of its own; dropped after the test."""
+    dsn = _create_db()
+    try:
+        yield dsn
+    finally:
+        _drop_db(dsn)
+
+
+@pytest.fixture
+def db_factory() -> Iterator[callable]:  # type: ignore[valid-type]
+    """Create as many empty databases as a test needs; all dropped afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(_create_db())
+        return made[-1]
+
+    yield make
+    for dsn in made:
+        _drop_db(dsn)
+
+
+@pytest.fixture
+def migrated_dsn(fresh_dsn: str) -> str:
+    """A database with the schema (plain mode) and the example registry loaded."""
+    from parkcarbon.db import connect
+    from parkcarbon.registry import load_registry
+    from parkcarbon.schema import migrate
+    from parkcarbon.sync import sync_registry
+
+    migrate(fresh_dsn, mode="plain", timezone="Asia/Shanghai", create_database=False)
+    with connect(fresh_dsn) as conn:
+        sync_registry(conn, load_registry(EXAMPLE_REGISTRY))
+    return fresh_dsn
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A running mosquitto with the project's config on a free port; stopped afterwards."""
+    b = project_broker(tmp_path / "mosquitto")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -1,0 +1,110 @@
+"""Helpers shared by tests (importable as ``support`` thanks to pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_REGISTRY = ROOT / "config" / "park.yaml"
+MOSQUITTO_CONF = ROOT / "config" / "mosquitto" / "mosquitto.conf"
+ADMIN_DSN = os.environ.get("PARKCARBON_TEST_DSN", "postgresql://127.0.0.1:5432/postgres")
+MQTT_USER, MQTT_PASSWORD = "ingest", "test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Broker:
+    """A mosquitto started from the project's config/mosquitto/mosquitto.conf."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    username: str = MQTT_USER
+    password: str = MQTT_PASSWORD
+
+    @property
+    def conf(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    def start(self) -> None:
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_port(self.port)
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=15)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def project_broker(workdir: Path) -> Broker:
+    """Write a test copy of the project's broker config and return the broker (not started).
+
+    Only the listener port, persistence folder and password file path change.
+    """
+    if shutil.which("mosquitto") is None:
+        pytest.exit("mosquitto is not installed (apt-get install mosquitto)", returncode=3)
+    port = free_port()
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    passwd = workdir / "passwd"
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", str(passwd), MQTT_USER, MQTT_PASSWORD],
+        check=True,
+        capture_output=True,
+    )
+    passwd.chmod(0o600)
+    lines = []
+    for line in MOSQUITTO_CONF.read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            line = f"listener {port} 127.0.0.1"
+        elif key == "persistence_location":
+            line = f"persistence_location {data}/"
+        elif key == "password_file":
+            line = f"password_file {passwd}"
+        lines.append(line)
+    if os.geteuid() == 0:
+        # mosquitto started as root drops to user "mosquitto", which cannot read the
+        # test's private temporary folder; production runs it as its own user.
+        lines.append("user root")
+    broker = Broker(port=port, workdir=workdir)
+    broker.conf.write_text("\n".join(lines) + "\n")
+    return broker
+
+
