@@ -248,7 +248,7 @@ def parse_registry(data: Any, source: str = "<memory>") -> Registry:
     except ValidationError as exc:
         problems += [_format_error(f"{source}: park", e) for e in exc.errors()]
 
-    def section(name: str, model: type[_Model]) -> list[Any]:
+    def section(name: str, model: type[_Model]) -> list[tuple[int, Any]]:
         raw_list = data.get(name)
         if not isinstance(raw_list, list) or not raw_list:
             problems.append(f"{source}: {name}: expected a non-empty list")
@@ -257,35 +257,40 @@ def parse_registry(data: Any, source: str = "<memory>") -> Registry:
         for i, raw in enumerate(raw_list):
             label = f"{source}: {_entry_label(name, i, raw)}"
             try:
-                out.append(model.model_validate(raw))
+                out.append((i, model.model_validate(raw)))
             except ValidationError as exc:
                 problems.extend(_format_error(label, e) for e in exc.errors())
         return out
 
-    enterprises: list[Enterprise] = section("enterprises", Enterprise)
-    meters: list[Meter] = section("meters", Meter)
+    enterprises: list[tuple[int, Enterprise]] = section("enterprises", Enterprise)
+    meters: list[tuple[int, Meter]] = section("meters", Meter)
 
     for kind, items in (("enterprises", enterprises), ("meters", meters)):
-        counts = Counter(item.id for item in items)
+        counts = Counter(item.id for _, item in items)
         problems += [
             f"{source}: {kind}: id {ident!r} appears {n} times"
             for ident, n in counts.items()
             if n > 1
         ]
-    known = {e.id for e in enterprises}
-    raw_meters = data.get("meters") if isinstance(data.get("meters"), list) else []
-    index_of = {
-        m.get("id"): i for i, m in enumerate(raw_meters) if isinstance(m, dict)
+    # Ids of every enterprise entry, valid or not, so one bad enterprise does not
+    # also report each of its meters.
+    raw_enterprises = data.get("enterprises")
+    known = {
+        e.get("id") for e in (raw_enterprises if isinstance(raw_enterprises, list) else [])
+        if isinstance(e, dict)
     }
-    for m in meters:
+    for i, m in meters:
         if m.enterprise not in known:
-            label = _entry_label("meters", index_of.get(m.id, -1), {"id": m.id})
+            label = _entry_label("meters", i, {"id": m.id})
             problems.append(f"{source}: {label}: enterprise: unknown enterprise {m.enterprise!r}")
     if problems:
         raise ConfigError(problems)
     assert park is not None
     return Registry(
-        park=park, enterprises=tuple(enterprises), meters=tuple(meters), source=source
+        park=park,
+        enterprises=tuple(e for _, e in enterprises),
+        meters=tuple(m for _, m in meters),
+        source=source,
     )
 
 

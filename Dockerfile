@@ -1,0 +1,19 @@
+# parkcarbon service image: `parkcarbon run` by default (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN useradd --system --uid 10001 --home-dir /app parkcarbon
+
+COPY pyproject.toml README.md ./
+COPY parkcarbon ./parkcarbon
+COPY schema ./schema
+COPY ingest ./ingest
+COPY carbon ./carbon
+RUN pip install .
+COPY config ./config
+
+USER parkcarbon
+EXPOSE 9108
+ENTRYPOINT ["parkcarbon"]
+CMD ["run"]

@@ -1,0 +1,5 @@
+"""``python -m parkcarbon`` runs the command line."""
+
+from parkcarbon.cli import main
+
+main()
