@@ -1,1 +1,19 @@
-"""Carbon accounting: factors, scopes, standard coal, indicators, targets."""
+"""Carbon accounting: factors, scopes, standard coal, indicators, targets.
+
+Public API (imported from the modules, which load pandas lazily for the CLI):
+
+* ``accounting.refresh(conn, settings=None, *, period=None, force=False) -> RefreshResult``
+* ``accounting.emissions(conn, *, period, enterprise=None, basis="location", freq=None,
+  energy_basis="equivalent") -> DataFrame``
+* ``accounting.park_summary(conn, period, *, basis="location", top=5) -> ParkSummary``
+* ``indicators.indicators(conn, *, period, basis="location") -> DataFrame``
+* ``targets.load_targets(path, enterprises=None) -> Targets``,
+  ``targets.targets_status(conn, *, year, targets, as_of=None) -> DataFrame``,
+  ``targets.monthly_budgets(targets, subject, year) -> DataFrame``
+* ``economics.load_economics(path, enterprises=None)``, ``economics.sync_economics(conn, e)``
+* ``factors.load_library(overrides=None) -> FactorLibrary``
+* ``restatement.restatements(conn, *, run_id=None, period=None, enterprise=None,
+  by="month") -> DataFrame``, ``restatement.runs(conn) -> DataFrame``
+
+User documentation: docs/carbon.md.
+"""

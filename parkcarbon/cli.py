@@ -23,7 +23,9 @@ from parkcarbon.settings import Settings, load_settings, settings_markdown
 
 COMMAND_MODULES = [
     "parkcarbon.ingest.cli",
+    "parkcarbon.ingest.sim_cli",
     "parkcarbon.carbon.cli",
+    "parkcarbon.service_cli",
 ]
 
 

@@ -98,6 +98,26 @@ class Settings(BaseSettings):
         description="Park factor overrides (YAML), applied on top of the shipped "
         "factor library.",
     )
+    economics_file: Path = Field(
+        Path("config/economics.yaml"),
+        description="Per enterprise and month: value added, tax, investment, green power "
+        "purchases and certificates (carbon indicators, market-based Scope 2).",
+    )
+    electricity_region: Literal["xinjiang", "northwest", "national"] = Field(
+        "xinjiang",
+        description="Grid region of the location-based electricity factor (MEE/NBS "
+        "provincial, regional or national average).",
+    )
+    energy_basis: Literal["equivalent", "equal_value"] = Field(
+        "equivalent",
+        description="GB/T 2589 electricity conversion to standard coal: `equivalent` "
+        "(当量值 0.1229 kgce/kWh) or `equal_value` (等价值).",
+    )
+    natural_gas_kind: Literal["gas_field", "oil_field"] = Field(
+        "gas_field",
+        description="GB/T 2589 natural gas coefficient: gas-field gas 1.2143 kgce/m³ or "
+        "oil-field gas 1.3300 kgce/m³ (an enterprise factor override wins).",
+    )
     # --- ingest ---------------------------------------------------------------
     max_payload_bytes: int = Field(
         262_144, ge=256, description="Messages larger than this are dead-lettered."

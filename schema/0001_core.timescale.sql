@@ -1,8 +1,9 @@
 -- TimescaleDB: hypertables, compression, continuous aggregates.
 
+-- create_hypertable also creates the time index readings_ts_idx / usage_ts_idx
+-- (ts DESC), the names the plain file gives its own indexes.
 SELECT create_hypertable('readings', 'ts', chunk_time_interval => INTERVAL '7 days');
 SELECT create_hypertable('usage', 'ts', chunk_time_interval => INTERVAL '30 days');
-CREATE INDEX readings_ts_idx ON readings (ts);
 
 ALTER TABLE readings SET (
     timescaledb.compress,
@@ -31,16 +32,19 @@ FROM usage
 GROUP BY meter_id, time_bucket(INTERVAL '1 hour', ts)
 WITH NO DATA;
 
--- Daily buckets are local days of the park ({{timezone}}); hierarchical aggregate.
+-- Daily buckets are local days of the park ({{timezone}}). Aggregated from usage
+-- directly, not from usage_hourly: a local day is then whole 15-minute slots in any
+-- timezone (UTC hours are not whole local days at +05:30), sums add the same slots
+-- as the plain view, and late data reaches it without waiting for usage_hourly.
 CREATE MATERIALIZED VIEW usage_daily
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT meter_id,
-       time_bucket(INTERVAL '1 day', bucket, {{timezone}}) AS bucket,
+       time_bucket(INTERVAL '1 day', ts, {{timezone}}) AS bucket,
        sum(quantity) AS quantity,
        bool_or(estimated) AS estimated,
-       sum(slots)::bigint AS slots
-FROM usage_hourly
-GROUP BY meter_id, time_bucket(INTERVAL '1 day', bucket, {{timezone}})
+       count(*) AS slots
+FROM usage
+GROUP BY meter_id, time_bucket(INTERVAL '1 day', ts, {{timezone}})
 WITH NO DATA;
 
 -- start_offset NULL: late data anywhere in history is re-materialised (only the

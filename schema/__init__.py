@@ -14,5 +14,14 @@ from parkcarbon.schema.migrate import (
     migrate,
     status,
 )
+from parkcarbon.schema.rollups import refresh_rollups
 
-__all__ = ["Migration", "MigrationResult", "SchemaStatus", "discover", "migrate", "status"]
+__all__ = [
+    "Migration",
+    "MigrationResult",
+    "SchemaStatus",
+    "discover",
+    "migrate",
+    "refresh_rollups",
+    "status",
+]

@@ -136,6 +136,18 @@ def _timescale_available(conn: psycopg.Connection) -> bool:
     return row is not None
 
 
+def _timescale_preloaded(conn: psycopg.Connection) -> bool:
+    """True if the timescaledb loader is in shared_preload_libraries.
+
+    Reads a setting the loader defines when preloaded (shared_preload_libraries
+    itself is readable only by privileged roles).
+    """
+    row = conn.execute(
+        "SELECT current_setting('timescaledb.max_background_workers', true)"
+    ).fetchone()
+    return row is not None and row[0] is not None
+
+
 def _choose_mode(conn: psycopg.Connection, wanted: str) -> tuple[StorageMode, str]:
     """Decide the storage mode of a new database; create the extension if timescale."""
     if wanted == "plain":
@@ -148,15 +160,49 @@ def _choose_mode(conn: psycopg.Connection, wanted: str) -> tuple[StorageMode, st
                 hint="install TimescaleDB or use storage_mode=auto/plain",
             )
         return "plain", "timescaledb extension not installed on the server"
+    if not _timescale_preloaded(conn):
+        # CREATE EXTENSION would fail with FATAL and end the session: ask first.
+        if wanted == "timescale":
+            raise MigrationError(
+                "storage_mode=timescale but timescaledb is not in the server's "
+                "shared_preload_libraries",
+                hint="add timescaledb to shared_preload_libraries and restart PostgreSQL",
+            )
+        return "plain", "timescaledb installed but not preloaded (shared_preload_libraries)"
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0]
-        if wanted == "timescale":
+        if wanted == "timescale" or conn.broken:
             raise MigrationError(f"cannot create the timescaledb extension: {reason}") from exc
         return "plain", f"timescaledb present but unusable ({reason})"
     return "timescale", "timescaledb extension available"
+
+
+# TimescaleDB releases with bugs that break a promise of this project.
+# < 2.18.1: one INSERT ... ON CONFLICT DO NOTHING that meets a duplicate in a
+# compressed chunk silently drops the statement's remaining new rows
+# (timescale/timescaledb#7672), so late readings redelivered with new ones get lost.
+TIMESCALE_FIXED_VERSION = (2, 18, 1)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def _warn_known_timescale_bugs(conn: psycopg.Connection) -> None:
+    row = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+    ).fetchone()
+    if row and _version_tuple(row[0]) < TIMESCALE_FIXED_VERSION:
+        log.warning(
+            "TimescaleDB %s loses new rows of an INSERT ... ON CONFLICT DO NOTHING that "
+            "meets a duplicate in a compressed chunk (timescale/timescaledb#7672); "
+            "late readings can be lost: upgrade to >= %s",
+            row[0],
+            ".".join(map(str, TIMESCALE_FIXED_VERSION)),
+        )
 
 
 def migrate(
@@ -210,6 +256,8 @@ def _migrate_locked(
     applied_rows = dict(
         conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     )
+    if chosen == "timescale":
+        _warn_known_timescale_bugs(conn)
     result = MigrationResult(mode=chosen, version=0, mode_reason=reason)
     for migration in migrations:
         if migration.version in applied_rows:

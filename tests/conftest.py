@@ -4,10 +4,15 @@ PostgreSQL: ``PARKCARBON_TEST_DSN`` (default ``postgresql://127.0.0.1:5432/postg
 an account allowed to create databases. Each test that needs a database gets a new
 one, dropped afterwards, so tests run alone, in any order and side by side.
 The whole run aborts with one line if the server is unreachable.
+
+``PARKCARBON_TEST_STORAGE_MODE`` (``plain`` by default, or ``timescale``) is the storage
+mode ``migrated_dsn`` sets up; ``timescale`` needs ``PARKCARBON_TEST_DSN`` pointing at a
+server with TimescaleDB preloaded (see docs/timescale.md). CI runs plain.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +23,27 @@ from psycopg import conninfo, sql
 
 from support import ADMIN_DSN, EXAMPLE_REGISTRY, Broker, project_broker
 
+STORAGE_MODE = os.environ.get("PARKCARBON_TEST_STORAGE_MODE", "plain")
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if STORAGE_MODE not in ("plain", "timescale"):
+        pytest.exit(f"PARKCARBON_TEST_STORAGE_MODE={STORAGE_MODE!r}: use plain or timescale", 3)
     try:
-        with psycopg.connect(ADMIN_DSN, connect_timeout=5):
-            pass
+        with psycopg.connect(ADMIN_DSN, connect_timeout=5) as conn:
+            # a setting the timescaledb loader defines only when preloaded
+            preloaded = conn.execute(
+                "SELECT current_setting('timescaledb.max_background_workers', true)"
+            ).fetchone()
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
         pytest.exit(f"PostgreSQL is not reachable at {ADMIN_DSN}: {first}", returncode=3)
+    if STORAGE_MODE == "timescale" and (preloaded is None or preloaded[0] is None):
+        pytest.exit(
+            f"PARKCARBON_TEST_STORAGE_MODE=timescale but {ADMIN_DSN} does not "
+            "preload timescaledb (set PARKCARBON_TEST_DSN)",
+            returncode=3,
+        )
 
 
 def _create_db() -> str:
@@ -69,13 +87,14 @@ def db_factory() -> Iterator[callable]:  # type: ignore[valid-type]
 
 @pytest.fixture
 def migrated_dsn(fresh_dsn: str) -> str:
-    """A database with the schema (plain mode) and the example registry loaded."""
+    """A database with the schema (``STORAGE_MODE``, plain by default) and the example
+    registry loaded."""
     from parkcarbon.db import connect
     from parkcarbon.registry import load_registry
     from parkcarbon.schema import migrate
     from parkcarbon.sync import sync_registry
 
-    migrate(fresh_dsn, mode="plain", timezone="Asia/Shanghai", create_database=False)
+    migrate(fresh_dsn, mode=STORAGE_MODE, timezone="Asia/Shanghai", create_database=False)
     with connect(fresh_dsn) as conn:
         sync_registry(conn, load_registry(EXAMPLE_REGISTRY))
     return fresh_dsn
@@ -90,3 +109,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def storage_mode() -> str:
+    """The storage mode ``migrated_dsn`` uses (``PARKCARBON_TEST_STORAGE_MODE``)."""
+    return STORAGE_MODE

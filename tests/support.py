@@ -108,3 +108,86 @@ def project_broker(workdir: Path) -> Broker:
     return broker
 
 
+
+
+# --- MQTT publishing and a private PostgreSQL cluster (added with the ingest tests) ---
+
+
+def mqtt_publish(
+    broker: Broker,
+    messages: list[tuple[str, bytes]],
+    *,
+    qos: int = 1,
+    client_id: str = "test-publisher",
+    timeout: float = 60.0,
+) -> None:
+    """Publish ``(topic, payload)`` pairs and wait until the broker acknowledged all."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.username_pw_set(broker.username, broker.password)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(deadline - time.monotonic(), 0.01))
+            if not info.is_published():
+                raise TimeoutError(f"broker did not acknowledge message {info.mid}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on a free port, for tests that stop the server.
+
+    Runs ``initdb``/``pg_ctl`` as the ``postgres`` user when the tests run as root
+    (initdb refuses root). Trust authentication on 127.0.0.1 only. ``stop()`` defaults
+    to ``-m immediate``, i.e. a crash; ``start()`` again recovers from the WAL.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        if not (PG_BIN / "initdb").exists():
+            pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN}")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="parkcarbon-pg-"))
+        self.data = self.dir / "data"
+        self.log = self.dir / "server.log"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/parkcarbon"
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(PG_BIN / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
+                  "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def cleanup(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)

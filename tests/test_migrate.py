@@ -33,7 +33,7 @@ def test_migrate_twice_on_a_fresh_database(fresh_dsn: str) -> None:
     first = migrate(fresh_dsn, mode="plain", create_database=False)
     assert first.mode == "plain"
     assert first.applied == [f"{m.version:04d}_{m.name}" for m in discover()]
-    assert CORE_RELATIONS <= _relations(fresh_dsn)
+    assert _relations(fresh_dsn) >= CORE_RELATIONS
     second = migrate(fresh_dsn, mode="auto", create_database=False)
     assert second.applied == []
     assert second.version == first.version

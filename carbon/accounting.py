@@ -1,0 +1,307 @@
+"""Carbon accounting API: refresh the stored figures, read them as DataFrames.
+
+``refresh(conn, settings)`` recomputes what changed (see ``engine``);
+``emissions(conn, period=...)`` rolls ``emissions_daily`` up per enterprise (and per day,
+month or year with ``freq``), applying green power for market-based Scope 2;
+``park_summary(conn, period)`` gives the park totals a dashboard or demo prints.
+
+Market-based Scope 2 (electricity): per enterprise and month,
+``share = min(1, (green power contracts + certificates) / grid import)`` and
+``market tCO2 = grid kWh x remainder factor x (1 - share)``; a part of a month gets
+the month's share. Exports never reduce Scope 2. On-site PV consumed on site
+(generation - export) is zero-emission and counts as non-fossil energy consumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from parkcarbon.carbon.engine import refresh
+from parkcarbon.carbon.errors import CarbonError
+from parkcarbon.carbon.models import parse_period
+
+__all__ = ["BASES", "ParkSummary", "emissions", "park_summary", "refresh"]
+
+BASES = ("location", "market", "ets")
+FREQS = (None, "day", "month", "year")
+QUANTITY_COLUMNS = {  # (carrier, scope) -> output column
+    ("electricity", "2"): "grid_electricity_kwh",
+    ("electricity", "pv"): "pv_generation_kwh",
+    ("electricity", "export"): "export_kwh",
+    ("natural_gas", "1"): "natural_gas_m3",
+    ("diesel", "1"): "diesel_t",
+    ("coal", "1"): "coal_t",
+    ("heat", "2"): "heat_gj",
+    ("steam", "2"): "steam_t",
+    ("water", "3"): "water_m3",
+}
+FIGURES = ["scope1_co2_t", "scope2_co2_t", "scope12_co2_t", "scope3_water_co2_t", "tce"]
+COLUMNS = [
+    "enterprise_id",
+    "name_zh",
+    "bucket",
+    *QUANTITY_COLUMNS.values(),
+    "purchased_heat_gj",
+    "pv_self_consumed_kwh",
+    "green_power_kwh",
+    *FIGURES,
+    "estimated",
+    "unconfirmed",
+    "flags",
+    "factor_ids",
+]
+
+
+def _relevant(item: str, basis: str, energy_basis: str) -> bool:
+    """Is a flag or factor id about a factor this report uses?"""
+    if "co2.electricity.location" in item:
+        return basis == "location"
+    if "co2.electricity.market_remainder" in item:
+        return basis == "market"
+    if "co2.electricity.ets" in item:
+        return basis == "ets"
+    if "tce.electricity.equal_value" in item:
+        return energy_basis == "equal_value"
+    if "tce.electricity.equivalent" in item:
+        return energy_basis == "equivalent"
+    return True
+
+
+def describe_flag(flag: str, label: str) -> str:
+    """A flag as a sentence for footnotes."""
+    kind, _, rest = flag.partition(":")
+    key, _, year = rest.partition(":")
+    if kind == "earlier_year":
+        return (
+            f"{key}: no factor of the period's own year for {label}; the {year} "
+            "factor applies (latest earlier year)"
+        )
+    if kind == "later_year":
+        return f"{key}: no factor of {label} or earlier; the {year} factor is used"
+    if kind == "unconfirmed":
+        return f"{key}: value UNCONFIRMED in the factor reference (flagged)"
+    if kind == "no_factor":
+        return f"{key}: no factor applies to part of {label}; those figures are missing"
+    return flag
+
+
+def _bucket_sql(freq: str | None) -> str:
+    if freq is None:
+        return "NULL::date"
+    if freq == "day":
+        return "e.day"
+    return f"date_trunc('{freq}', e.day)::date"
+
+
+def _fetch(conn: psycopg.Connection, query: str, params: Any, columns: list[str]) -> pd.DataFrame:
+    rows = conn.execute(query, params).fetchall()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def emissions(
+    conn: psycopg.Connection,
+    *,
+    period: str,
+    enterprise: str | None = None,
+    basis: str = "location",
+    freq: str | None = None,
+    energy_basis: str = "equivalent",
+) -> pd.DataFrame:
+    """tCO2 by scope, tce and energy per enterprise for ``period`` (YYYY, YYYY-MM, day).
+
+    ``basis``: location | market | ets (Scope 2 electricity). ``freq``: None (one row per
+    enterprise for the period), day, month or year. ``df.attrs['notes']`` lists the
+    factor disclosures (earlier-year factors, UNCONFIRMED values) as sentences.
+    """
+    if basis not in BASES:
+        raise CarbonError(f"basis {basis!r} is not one of {', '.join(BASES)}")
+    if freq not in FREQS:
+        raise CarbonError(f"freq {freq!r} is not one of day, month, year")
+    if energy_basis not in ("equivalent", "equal_value"):
+        raise CarbonError(f"energy basis {energy_basis!r} is not equivalent or equal_value")
+    p = parse_period(period)
+    where = "e.day >= %(d0)s AND e.day < %(d1)s"
+    params: dict[str, Any] = {"d0": p.start, "d1": p.end, "ent": enterprise}
+    if enterprise is not None:
+        where += " AND e.enterprise_id = %(ent)s"
+        if not conn.execute("SELECT 1 FROM enterprises WHERE id = %s", (enterprise,)).fetchone():
+            raise CarbonError(
+                f"unknown enterprise {enterprise!r}",
+                hint="see `parkcarbon config check` for the enterprise ids",
+            )
+    bucket = _bucket_sql(freq)
+    raw = _fetch(
+        conn,
+        f"""
+        SELECT e.enterprise_id, {bucket} AS bucket, date_trunc('month', e.day)::date AS month,
+               e.carrier, e.scope, sum(e.quantity), sum(e.heat_gj), sum(e.co2_location_t),
+               sum(e.co2_market_t), sum(e.co2_ets_t), count(e.co2_ets_t), count(*),
+               sum(e.tce_equivalent), sum(e.tce_equal_value), bool_or(e.estimated)
+        FROM emissions_daily e WHERE {where}
+        GROUP BY 1, 2, 3, 4, 5""",
+        params,
+        [
+            "enterprise_id",
+            "bucket",
+            "month",
+            "carrier",
+            "scope",
+            "quantity",
+            "heat_gj",
+            "co2_location_t",
+            "co2_market_t",
+            "co2_ets_t",
+            "n_ets",
+            "n",
+            "tce_eq",
+            "tce_ev",
+            "estimated",
+        ],
+    )
+    if raw.empty:
+        out = pd.DataFrame(columns=COLUMNS)
+        out.attrs.update(period=p.label, basis=basis, energy_basis=energy_basis, notes=[])
+        return out
+    # Green power share per enterprise and month (whole months of grid import).
+    green = _fetch(
+        conn,
+        """
+        SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh, m.grid_kwh
+        FROM green_power g
+        JOIN (SELECT enterprise_id, date_trunc('month', day)::date AS month,
+                     sum(quantity) AS grid_kwh
+              FROM emissions_daily WHERE carrier = 'electricity' AND scope = '2'
+                AND day >= date_trunc('month', %(d0)s::date)
+                AND day < date_trunc('month', %(d1)s::date - 1) + INTERVAL '1 month'
+              GROUP BY 1, 2) m USING (enterprise_id, month)
+        WHERE g.month >= date_trunc('month', %(d0)s::date) AND g.month < %(d1)s""",
+        params,
+        ["enterprise_id", "month", "green_kwh", "grid_kwh"],
+    )
+    green["share"] = (green["green_kwh"] / green["grid_kwh"]).clip(0, 1)
+    raw = raw.merge(
+        green[["enterprise_id", "month", "share"]], how="left", on=["enterprise_id", "month"]
+    )
+    is_grid = (raw["carrier"] == "electricity") & (raw["scope"] == "2")
+    raw["share"] = raw["share"].fillna(0.0).where(is_grid, 0.0)
+    raw["green_kwh"] = raw["quantity"] * raw["share"]
+    raw["co2_market_t"] = raw["co2_market_t"] * (1.0 - raw["share"])
+    missing_ets = bool(((raw["n_ets"] < raw["n"]) & is_grid).any())
+    raw["co2"] = (
+        raw[{"location": "co2_location_t", "market": "co2_market_t", "ets": "co2_ets_t"}[basis]]
+        .astype(float)
+        .fillna(0.0)
+    )
+    raw["tce"] = raw["tce_eq" if energy_basis == "equivalent" else "tce_ev"].astype(float)
+    keys = ["enterprise_id", "bucket"]
+    raw["bucket"] = raw["bucket"].fillna(p.label) if freq is None else raw["bucket"]
+    out = raw.groupby(keys, dropna=False)[["estimated"]].any()
+    for (carrier, scope), col in QUANTITY_COLUMNS.items():
+        sel = raw[(raw["carrier"] == carrier) & (raw["scope"] == scope)]
+        out[col] = sel.groupby(keys)["quantity"].sum()
+    out["purchased_heat_gj"] = raw.groupby(keys)["heat_gj"].sum()
+    out["green_power_kwh"] = raw.groupby(keys)["green_kwh"].sum()
+    for scope, col in (("1", "scope1_co2_t"), ("2", "scope2_co2_t"), ("3", "scope3_water_co2_t")):
+        out[col] = raw[raw["scope"] == scope].groupby(keys)["co2"].sum()
+    out["tce"] = raw[raw["scope"] != "3"].groupby(keys)["tce"].sum(min_count=1)
+    out = out.fillna({c: 0.0 for c in out.columns if c != "estimated"})
+    out["pv_self_consumed_kwh"] = (out["pv_generation_kwh"] - out["export_kwh"]).clip(lower=0)
+    out["scope12_co2_t"] = out["scope1_co2_t"] + out["scope2_co2_t"]
+    if basis == "ets":  # no ETS factor for part of the period: no figure, not zero
+        gap = raw[is_grid & (raw["n_ets"] < raw["n"])].groupby(keys).size()
+        out.loc[out.index.isin(gap.index), ["scope2_co2_t", "scope12_co2_t"]] = float("nan")
+    out = out.reset_index()
+    _attach_provenance(
+        conn, out, where, params, bucket, freq, p.label, basis, energy_basis, missing_ets
+    )
+    names: dict[str, str] = dict(conn.execute("SELECT id, name_zh FROM enterprises").fetchall())
+    out["name_zh"] = out["enterprise_id"].map(names)
+    out = out[COLUMNS].sort_values(["enterprise_id", "bucket"]).reset_index(drop=True)
+    return out
+
+
+def _attach_provenance(
+    conn: psycopg.Connection,
+    out: pd.DataFrame,
+    where: str,
+    params: dict[str, Any],
+    bucket: str,
+    freq: str | None,
+    label: str,
+    basis: str,
+    energy_basis: str,
+    missing_ets: bool,
+) -> None:
+    """Add flags, unconfirmed and factor_ids columns and ``attrs['notes']``."""
+    rows = conn.execute(
+        f"""
+        SELECT e.enterprise_id, {bucket}, array_agg(DISTINCT e.plan_id)
+        FROM emissions_daily e WHERE {where} GROUP BY 1, 2""",
+        params,
+    ).fetchall()
+    plans = {
+        r[0]: (r[1], r[2])
+        for r in conn.execute("SELECT plan_id, factor_ids, flags FROM carbon_plans").fetchall()
+    }
+    lists: dict[str, dict[tuple, list[str]]] = {"factor_ids": {}, "flags": {}}
+    for ent, bkt, plan_ids in rows:
+        key = (ent, bkt if freq else label)
+        for n, column in enumerate(("factor_ids", "flags")):
+            items = sorted({x for p in plan_ids for x in plans[p][n]})
+            lists[column][key] = [x for x in items if _relevant(x, basis, energy_basis)]
+    extra = ["no_factor:co2.electricity.ets"] if basis == "ets" and missing_ets else []
+    keys = list(zip(out["enterprise_id"], out["bucket"], strict=True))
+    flags = [lists["flags"].get(k, []) + extra for k in keys]
+    out["flags"] = ["; ".join(f) for f in flags]
+    out["unconfirmed"] = [any(x.startswith("unconfirmed:") for x in f) for f in flags]
+    out["factor_ids"] = [" ".join(lists["factor_ids"].get(k, [])) for k in keys]
+    every = sorted({x for f in flags for x in f})
+    notes = [describe_flag(x, label) for x in every]
+    out.attrs.update(period=label, basis=basis, energy_basis=energy_basis, notes=notes)
+
+
+@dataclass(frozen=True)
+class ParkSummary:
+    """Park totals for one period (figures in t, tce, canonical units)."""
+
+    period: str
+    basis: str
+    energy: pd.DataFrame  # carrier, scope, quantity, unit, tce
+    scopes: dict[str, float]  # scope1_co2_t, scope2_co2_t, scope12_co2_t, scope3_water_co2_t
+    tce: float
+    top_emitters: pd.DataFrame  # enterprise_id, name_zh, scope12_co2_t, share_pct
+    notes: list[str] = field(default_factory=list)
+
+
+def park_summary(
+    conn: psycopg.Connection, period: str, *, basis: str = "location", top: int = 5
+) -> ParkSummary:
+    """Energy by carrier, tCO2 by scope, tce and the top emitters of the park."""
+    p = parse_period(period)
+    energy = _fetch(
+        conn,
+        """
+        SELECT carrier, scope, sum(quantity), min(unit), sum(tce_equivalent)
+        FROM emissions_daily WHERE day >= %s AND day < %s
+        GROUP BY 1, 2 ORDER BY 1, 2""",
+        (p.start, p.end),
+        ["carrier", "scope", "quantity", "unit", "tce"],
+    )
+    df = emissions(conn, period=period, basis=basis)
+    scopes = {c: float(df[c].sum()) for c in FIGURES if c != "tce"}
+    total = scopes["scope12_co2_t"]
+    tops = df.nlargest(top, "scope12_co2_t")[["enterprise_id", "name_zh", "scope12_co2_t"]]
+    tops = tops.assign(share_pct=100.0 * tops["scope12_co2_t"] / total if total else 0.0)
+    return ParkSummary(
+        p.label,
+        basis,
+        energy,
+        scopes,
+        float(df["tce"].sum()),
+        tops.reset_index(drop=True),
+        list(df.attrs.get("notes", [])),
+    )

@@ -1,0 +1,59 @@
+"""Tuning constants of the ingest pipeline, each with the reason for its value."""
+
+from __future__ import annotations
+
+from parkcarbon.units import Carrier
+
+# Largest plausible flow through ONE meter, in the carrier's canonical unit per hour,
+# after the multiplier. Values are ~10x the biggest single consumer one expects in a
+# chemical park (Kuqa: refineries, methanol, polysilicon), so they only catch unit
+# mistakes (Wh sent as kWh, m³ as 万m³) and garbage, never a real plant.
+MAX_FLOW_PER_HOUR: dict[Carrier, float] = {
+    Carrier.electricity: 2_000_000.0,  # kWh/h = 2 GW, above any single grid connection
+    Carrier.natural_gas: 1_000_000.0,  # m³/h; a large methanol plant draws ~100,000
+    Carrier.water: 100_000.0,  # m³/h; a large refinery's intake is ~10,000
+    Carrier.heat: 10_000.0,  # GJ/h ≈ 2.8 GW thermal
+    Carrier.steam: 5_000.0,  # t/h; the largest industrial boilers make ~1,000
+    Carrier.diesel: 100.0,  # t/h; a fleet depot fills well below this
+    Carrier.coal: 2_000.0,  # t/h; a 1 GW coal unit burns ~400
+}
+# An interval reading is the amount since the previous one; allow it to cover up to a
+# day of missed reports at the maximum flow before calling it absurd.
+MAX_INTERVAL_HOURS = 24.0
+# A cumulative register cannot hold more than 50 years at the maximum flow.
+MAX_REGISTER_HOURS = 50 * 365 * 24.0
+
+# Epoch timestamps at or above this are milliseconds (1e11 s is the year 5138,
+# 1e11 ms is 1973), below it seconds.
+EPOCH_MS_THRESHOLD = 1e11
+
+# QoS 1 messages the broker may have in flight to ingest (MQTT 5 Receive Maximum).
+# It bounds the messages held unacknowledged (packet ids are 16-bit, 65,535 at most)
+# and matches max_inflight_messages in config/mosquitto/mosquitto.conf; a commit takes
+# a few milliseconds, so 1,000 keeps the pipeline full at >10,000 msg/s.
+RECEIVE_MAXIMUM = 1000
+
+# Writer threads, each with its own connection: while one commits (waiting on the
+# server's fsync and index work, GIL released) the next batch is already being written.
+# Acknowledgements still go out in receive order.
+WRITER_THREADS = 2
+
+# Messages per commit at most: with every writer holding a batch, half the in-flight
+# window is still open, so the broker keeps sending while batches are being committed.
+MAX_BATCH_MESSAGES = RECEIVE_MAXIMUM // (2 * WRITER_THREADS)
+
+# Database outage: retry the batch in hand with exponential backoff, up to this delay.
+DB_RETRY_INITIAL_SECONDS = 0.2
+DB_RETRY_MAX_SECONDS = 10.0
+
+# Broker reconnect backoff (paho's own loop); bad credentials are never retried.
+MQTT_RECONNECT_MIN_SECONDS = 1
+MQTT_RECONNECT_MAX_SECONDS = 30
+MQTT_KEEPALIVE_SECONDS = 30
+
+# One-line summary in the log every this many seconds.
+SUMMARY_INTERVAL_SECONDS = 60.0
+
+# Dead letters keep at most this many bytes of an oversized payload (the reason says
+# how long it was): enough to identify the sender without storing megabytes.
+DEAD_LETTER_PAYLOAD_KEEP_BYTES = 4096

@@ -1,0 +1,153 @@
+"""Read and replay the dead-letter store.
+
+``replay_dead_letters`` re-parses stored payloads with the *current* registry (after
+someone fixed it): accepted readings are stored idempotently, the dead letter is marked
+``replayed_at`` with a ``replay_result``; readings still rejected become new dead letters
+when part of the message got through, or leave the row open (result updated) when none did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from parkcarbon.ingest.errors import DeadLetterError
+from parkcarbon.ingest.parse import Parser
+from parkcarbon.ingest.writer import Writer
+
+log = logging.getLogger(__name__)
+
+_PREVIEW_CHARS = 120
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    received_at: datetime
+    topic: str
+    reason_code: str
+    reason: str
+    enterprise_id: str | None
+    meter_id: str | None
+    reading_index: int | None
+    payload_bytes: int
+    payload_preview: str  # UTF-8 text (invalid bytes replaced), truncated
+    replayed_at: datetime | None
+    replay_result: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    id: int
+    replayed: bool  # marked replayed (at least one reading stored, or nothing left)
+    stored: int
+    duplicates: int
+    still_rejected: int
+    result: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _preview(payload: bytes) -> str:
+    text = payload.decode("utf-8", errors="replace")
+    return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "..."
+
+
+def list_dead_letters(
+    conn: psycopg.Connection, *, limit: int = 50, include_replayed: bool = False,
+    reason_code: str | None = None,
+) -> list[DeadLetter]:
+    """Newest first."""
+    where = ["TRUE"]
+    params: list[Any] = []
+    if not include_replayed:
+        where.append("replayed_at IS NULL")
+    if reason_code:
+        where.append("reason_code = %s")
+        params.append(reason_code)
+    params.append(limit)
+    rows = conn.execute(
+        f"""SELECT id, received_at, topic, reason_code, reason, enterprise_id, meter_id,
+                   reading_index, payload, replayed_at, replay_result
+            FROM dead_letters WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s""",
+        params,
+    ).fetchall()
+    return [
+        DeadLetter(id=r[0], received_at=r[1], topic=r[2], reason_code=r[3], reason=r[4],
+                   enterprise_id=r[5], meter_id=r[6], reading_index=r[7],
+                   payload_bytes=len(r[8]), payload_preview=_preview(bytes(r[8])),
+                   replayed_at=r[9], replay_result=r[10])
+        for r in rows
+    ]
+
+
+def count_by_reason(conn: psycopg.Connection, *, include_replayed: bool = False) -> dict[str, int]:
+    where = "" if include_replayed else "WHERE replayed_at IS NULL"
+    rows = conn.execute(
+        f"SELECT reason_code, count(*) FROM dead_letters {where} GROUP BY 1 ORDER BY 2 DESC"
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def replay_dead_letters(
+    conn: psycopg.Connection, parser: Parser, *, ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[ReplayOutcome]:
+    """Replay open dead letters (all, or ``ids``), oldest first, each in its own
+    transaction. Raises ``DeadLetterError`` if an id does not exist or was replayed."""
+    if ids:
+        found = {r[0]: r[1] for r in conn.execute(
+            "SELECT id, replayed_at FROM dead_letters WHERE id = ANY(%s)", (list(ids),))}
+        conn.commit()
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            raise DeadLetterError(f"no dead letter with id {', '.join(map(str, missing))}",
+                                  hint="list them with `parkcarbon deadletters list`")
+        done = sorted(i for i, at in found.items() if at is not None)
+        if done:
+            raise DeadLetterError(f"dead letter(s) {', '.join(map(str, done))} already replayed")
+        todo = sorted(ids)
+    else:
+        sql = "SELECT id FROM dead_letters WHERE replayed_at IS NULL ORDER BY id"
+        todo = [r[0] for r in conn.execute(sql + (f" LIMIT {int(limit)}" if limit else ""))]
+        conn.commit()
+    writer = Writer(conn)
+    outcomes = []
+    for dl_id in todo:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT topic, payload FROM dead_letters WHERE id = %s AND replayed_at IS NULL "
+                "FOR UPDATE SKIP LOCKED", (dl_id,)).fetchone()
+            if row is None:
+                continue  # replayed meanwhile by someone else
+            topic, payload = row[0], bytes(row[1])
+            result = parser.parse(topic, payload)
+            outcomes.append(_apply(conn, writer, dl_id, topic, result))
+    return outcomes
+
+
+def _apply(conn: psycopg.Connection, writer: Writer, dl_id: int, topic: str,
+           result: Any) -> ReplayOutcome:
+    rejected = result.rejections
+    reasons = "; ".join(f"{r.reason_code.value}: {r.reason}" for r in rejected[:3])
+    if not result.readings:
+        text = f"still rejected: {reasons}"
+        conn.execute("UPDATE dead_letters SET replay_result = %s WHERE id = %s", (text, dl_id))
+        return ReplayOutcome(dl_id, False, 0, 0, len(rejected), text)
+    written = writer.write(result.readings, [(topic, r) for r in rejected])
+    text = f"stored {written.stored} reading(s), {written.duplicates} already stored"
+    if rejected:
+        text += f"; {len(rejected)} rejected again as new dead letters ({reasons})"
+    conn.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = %s "
+                 "WHERE id = %s", (text, dl_id))
+    log.info("dead letter %d replayed: %s", dl_id, text)
+    return ReplayOutcome(dl_id, True, written.stored, written.duplicates, len(rejected), text)

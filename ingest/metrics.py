@@ -1,0 +1,197 @@
+"""Ingest counters and a Prometheus text endpoint (``/metrics``, ``/healthz``).
+
+``Metrics`` holds monotonically increasing counters updated by the writer thread and
+the MQTT callbacks (under a lock: cheap next to a database commit). ``snapshot()``
+returns the frozen ``IngestStats``. ``MetricsServer`` serves them with the stdlib
+``http.server`` in a daemon thread; ``/healthz`` answers 200 or 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from parkcarbon.ingest.errors import MetricsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestStats:
+    """A snapshot of the counters since the service started."""
+
+    messages: int = 0  # MQTT messages taken off the broker
+    messages_acked: int = 0  # acknowledged after their commit
+    redeliveries: int = 0  # messages flagged DUP by the broker
+    readings_stored: int = 0  # new rows in readings
+    readings_duplicate: int = 0  # readings already stored (redelivery, resend)
+    dead_letters: int = 0  # rows written to dead_letters
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    batches: int = 0  # committed transactions
+    db_errors: int = 0  # failed commits (retried)
+    queued: int = 0  # received, not yet committed
+    last_reading_ts: datetime | None = None  # newest reading timestamp stored
+    last_commit_monotonic: float | None = None
+    connected: bool = False  # MQTT session up
+    db_ok: bool = True  # the last database operation succeeded
+    started_monotonic: float = 0.0
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """How far the newest stored reading is behind the clock."""
+        if self.last_reading_ts is None:
+            return None
+        return (datetime.now(UTC) - self.last_reading_ts).total_seconds()
+
+
+class Metrics:
+    """Thread-safe counters behind ``IngestStats``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n: Counter[str] = Counter()
+        self._reasons: Counter[str] = Counter()
+        self._last_ts_us: int | None = None
+        self._last_commit: float | None = None
+        self.connected = False
+        self.db_ok = True
+        self.queued_fn: Callable[[], int] = lambda: 0
+        self._started = time.monotonic()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self._n.update(amounts)
+
+    def committed(self, *, messages: int, stored: int, duplicates: int,
+                  reasons: Counter[str], newest_ts_us: int | None) -> None:
+        with self._lock:
+            self._n.update(batches=1, readings_stored=stored, readings_duplicate=duplicates,
+                           dead_letters=sum(reasons.values()), messages_committed=messages)
+            self._reasons.update(reasons)
+            if newest_ts_us is not None and (
+                self._last_ts_us is None or newest_ts_us > self._last_ts_us
+            ):
+                self._last_ts_us = newest_ts_us
+            self._last_commit = time.monotonic()
+
+    def snapshot(self) -> IngestStats:
+        with self._lock:
+            n = dict(self._n)
+            reasons = dict(self._reasons)
+            last_us = self._last_ts_us
+            last_commit = self._last_commit
+        last = None if last_us is None else datetime.fromtimestamp(last_us / 1e6, UTC)
+        return IngestStats(
+            messages=n.get("messages", 0),
+            messages_acked=n.get("messages_acked", 0),
+            redeliveries=n.get("redeliveries", 0),
+            readings_stored=n.get("readings_stored", 0),
+            readings_duplicate=n.get("readings_duplicate", 0),
+            dead_letters=n.get("dead_letters", 0),
+            dead_letters_by_reason=reasons,
+            batches=n.get("batches", 0),
+            db_errors=n.get("db_errors", 0),
+            queued=self.queued_fn(),
+            last_reading_ts=last,
+            last_commit_monotonic=last_commit,
+            connected=self.connected,
+            db_ok=self.db_ok,
+            started_monotonic=self._started,
+        )
+
+
+_HELP = [
+    ("messages", "counter", "MQTT messages received"),
+    ("messages_acked", "counter", "MQTT messages acknowledged after commit"),
+    ("redeliveries", "counter", "MQTT messages redelivered by the broker (DUP)"),
+    ("readings_stored", "counter", "Readings stored as new rows"),
+    ("readings_duplicate", "counter", "Readings already stored (idempotent no-op)"),
+    ("batches", "counter", "Committed write transactions"),
+    ("db_errors", "counter", "Failed database writes (retried)"),
+    ("queued", "gauge", "Messages received and not yet committed"),
+]
+
+
+def prometheus_text(stats: IngestStats) -> str:
+    """The stats in Prometheus text exposition format 0.0.4."""
+    out = []
+    for name, kind, text in _HELP:
+        metric = f"parkcarbon_ingest_{name}" + ("_total" if kind == "counter" else "")
+        out += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}",
+                f"{metric} {getattr(stats, name)}"]
+    out += ["# HELP parkcarbon_ingest_dead_letters_total Dead letters written, by reason",
+            "# TYPE parkcarbon_ingest_dead_letters_total counter"]
+    out += [f'parkcarbon_ingest_dead_letters_total{{reason="{code}"}} {n}'
+            for code, n in sorted(stats.dead_letters_by_reason.items())]
+    gauges = {
+        "connected": ("MQTT session is up (1) or not (0)", int(stats.connected)),
+        "database_ok": ("Last database write succeeded (1) or not (0)", int(stats.db_ok)),
+    }
+    if stats.last_reading_ts is not None:
+        gauges["last_reading_timestamp_seconds"] = (
+            "Timestamp of the newest stored reading", stats.last_reading_ts.timestamp())
+        gauges["lag_seconds"] = ("Age of the newest stored reading", stats.lag_seconds)
+    for name, (text, value) in gauges.items():
+        metric = f"parkcarbon_ingest_{name}"
+        out += [f"# HELP {metric} {text}", f"# TYPE {metric} gauge", f"{metric} {value}"]
+    return "\n".join(out) + "\n"
+
+
+class MetricsServer:
+    """Serves ``/metrics`` (Prometheus text) and ``/healthz`` on ``host:port``."""
+
+    def __init__(self, stats: Callable[[], IngestStats], healthy: Callable[[], bool],
+                 port: int, host: str = "0.0.0.0") -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] == "/metrics":
+                    body, status = prometheus_text(outer.stats()).encode(), 200
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                elif self.path.split("?")[0] == "/healthz":
+                    ok = outer.healthy()
+                    body, status = (b"ok\n", 200) if ok else (b"unhealthy\n", 503)
+                    ctype = "text/plain; charset=utf-8"
+                else:
+                    body, status, ctype = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("metrics: " + format, *args)
+
+        self.stats, self.healthy = stats, healthy
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise MetricsError(
+                f"cannot serve metrics on {host}:{port}: {exc}",
+                hint="set PARKCARBON_METRICS_PORT to a free port, or 0 to turn it off",
+            ) from exc
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ingest-metrics", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("metrics on http://%s:%d/metrics", *self._server.server_address[:2])
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

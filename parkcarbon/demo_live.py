@@ -1,0 +1,121 @@
+"""``parkcarbon demo --live``: the park keeps reporting in real time until stopped."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from parkcarbon.demo_feed import Progress, publish_and_ingest
+from parkcarbon.demo_services import DemoServices
+from parkcarbon.registry import Registry
+from parkcarbon.settings import Settings
+
+LIVE_TICK_SECONDS = 5.0  # how often due messages are published
+LIVE_STATUS_SECONDS = 30.0  # one status line this often
+LIVE_DERIVE_SECONDS = 15.0  # the demo derives and accounts more often than production
+LIVE_ACCOUNTING_SECONDS = 30.0
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_live(
+    settings: Settings,
+    registry: Registry,
+    services: DemoServices,
+    pending: list[Any],
+    options: Any,
+    progress: Progress,
+    echo: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> None:
+    """Keep the park reporting in real time with ingest and the scheduler running,
+    publishing ``pending`` messages as their time comes, until SIGINT / SIGTERM (or until
+    ``stop`` is set, when given: then no signal handlers are installed)."""
+    from parkcarbon.demo import demo_settings
+    from parkcarbon.jobs import ScheduledJob, accounting_refresh_job, derive_usage_job
+    from parkcarbon.service import Supervisor
+
+    settings = demo_settings(settings, services)
+    jobs = [
+        ScheduledJob(
+            "derive_usage",
+            derive_usage_job,
+            interval_seconds=LIVE_DERIVE_SECONDS,
+            run_at_start=True,
+        ),
+        ScheduledJob(
+            "accounting_refresh",
+            accounting_refresh_job,
+            interval_seconds=LIVE_ACCOUNTING_SECONDS,
+            run_at_start=True,
+        ),
+    ]
+    supervisor = Supervisor(settings, registry, jobs=jobs, health_port=0)
+    with _stop_on_signals() if stop is None else nullcontext(stop) as stop:
+        supervisor.start()
+        try:
+            assert supervisor.ingest is not None
+            supervisor.ingest.wait_connected(15.0)
+            time.sleep(0.3)
+            echo(
+                f"\nlive mode: the park keeps reporting every {options.step_seconds // 60} "
+                "min, ingest and the scheduler keep deriving and accounting; Ctrl-C stops"
+            )
+            status_at = 0.0
+            while pending and not stop.is_set():
+                now = datetime.now(UTC)
+                cut = next((i for i, m in enumerate(pending) if m.sim_time > now), len(pending))
+                due, pending = pending[:cut], pending[cut:]
+                if due:
+                    what = "catch-up" if len(due) > 1000 else "live"
+                    publish_and_ingest(settings, supervisor.ingest, due, progress, what, stop=stop)
+                if time.monotonic() - status_at >= LIVE_STATUS_SECONDS:
+                    status_at = time.monotonic()
+                    echo(_live_status(settings, supervisor))
+                stop.wait(LIVE_TICK_SECONDS)
+        finally:
+            supervisor.stop()
+    echo("live mode stopped; everything received is stored")
+
+
+def _live_status(settings: Settings, supervisor: Any) -> str:
+    from zoneinfo import ZoneInfo
+
+    from parkcarbon.carbon.accounting import emissions
+    from parkcarbon.db import connect
+
+    today = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date()
+    with connect(settings) as conn:
+        day = emissions(conn, period=today.isoformat())
+        month = emissions(conn, period=f"{today:%Y-%m}")
+    day_co2 = float(day["scope12_co2_t"].astype(float).sum())
+    day_tce = float(day["tce"].astype(float).sum())
+    month_co2 = float(month["scope12_co2_t"].astype(float).sum())
+    st = supervisor.ingest.stats()
+    return (
+        f"{datetime.now(UTC):%H:%M:%S} UTC  today {day_co2:,.1f} tCO2, {day_tce:,.1f} tce; "
+        f"{today:%Y-%m} so far {month_co2:,.0f} tCO2; readings stored "
+        f"{st.readings_stored:,}, dead letters {st.dead_letters}"
+    )
