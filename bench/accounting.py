@@ -8,8 +8,13 @@ For a month and for the year it times, in the same run and on the same rows:
 
 * bare:        SELECT sum(quantity) FROM usage WHERE ts in the period
 * bare/meter:  the same grouped by meter_id (what any per-meter report needs)
+* bare/meter-day: the same grouped by meter and local day (the least work any daily
+               accounting does)
 * accounting:  refresh(period=..., force=True) (usage per meter and local day x factor
-               plan -> emissions_daily, restatement check) + emissions(period=...)
+               plan -> emissions_daily, change and restatement check) + emissions(period=...)
+
+then recomputes the period again with everything stored (nothing changes, nothing is
+written), and times an incremental refresh() with nothing new.
 
 and prints the seconds and the ratio accounting / bare. Usage:
 
@@ -103,9 +108,14 @@ def populate(dsn: str, enterprises: int, days: int) -> int:
         return int(row[0]) if row else 0
 
 
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def measure(dsn: str, period: str, t0: str, t1: str) -> None:
     settings = load_settings(database_url=dsn, timezone=TZ)
-    print(f"period {period}:", flush=True)
+    print(f"period {period} ({load()}):", flush=True)
     with connect(dsn) as conn:
         found = conn.execute(
             "SELECT count(*) FROM usage WHERE ts >= %s AND ts < %s", (t0, t1)
@@ -148,6 +158,12 @@ def measure(dsn: str, period: str, t0: str, t1: str) -> None:
         conn.commit()
         rep, df = timed("emissions(period) -> DataFrame", lambda: emissions(conn, period=period))
         conn.commit()
+        _, again = timed(
+            "refresh(period, force=True) again, unchanged",
+            lambda: refresh(conn, settings, period=period, force=True),
+        )
+        conn.commit()
+        print(f"  again: {again.days_checked:,} checked, {again.days_recomputed:,} written")
     total = acc + rep
     print(
         f"  meter-day rows written: {result.days_recomputed:,}; enterprises in report: "
@@ -159,6 +175,7 @@ def measure(dsn: str, period: str, t0: str, t1: str) -> None:
         f"  ratio accounting (refresh + emissions) / bare per meter-day: {total / per_day:6.2f}x",
         flush=True,
     )
+    print(f"  ({load()})", flush=True)
 
 
 def run_measurements(dsn: str, days: int) -> None:
@@ -173,8 +190,9 @@ def run_measurements(dsn: str, days: int) -> None:
         conn.commit()
         timed("refresh() first whole-history run", lambda: refresh(conn, settings))
         conn.commit()
-        timed("refresh() again, nothing new", lambda: refresh(conn, settings))
+        _, again = timed("refresh() again, nothing new", lambda: refresh(conn, settings))
         conn.commit()
+        print(f"  again: {again.days_checked:,} checked, {again.days_recomputed:,} written")
 
 
 def main() -> None:

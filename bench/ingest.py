@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/ingest.py [--messages 50000] [--batch-messages 2000]
+    .venv/bin/python bench/ingest.py [--messages 30000] [--repeat 3] [--batch-messages 2000]
                                      [--readings-per-batch 100]
 
 Starts a mosquitto from the project's config/mosquitto/mosquitto.conf on a free port
@@ -204,10 +204,10 @@ def main() -> None:
         publish_main(sys.argv[2:])
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--messages", type=int, default=50_000)
+    p.add_argument("--messages", type=int, default=30_000)
     p.add_argument("--batch-messages", type=int, default=2_000)
     p.add_argument("--readings-per-batch", type=int, default=100)
-    p.add_argument("--repeat", type=int, default=2,
+    p.add_argument("--repeat", type=int, default=3,
                    help="bare/ingest pairs to run back to back (the machine is shared)")
     a = p.parse_args()
 

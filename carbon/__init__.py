@@ -10,10 +10,13 @@ Public API (imported from the modules, which load pandas lazily for the CLI):
 * ``targets.load_targets(path, enterprises=None) -> Targets``,
   ``targets.targets_status(conn, *, year, targets, as_of=None) -> DataFrame``,
   ``targets.monthly_budgets(targets, subject, year) -> DataFrame``
-* ``economics.load_economics(path, enterprises=None)``, ``economics.sync_economics(conn, e)``
+* ``economics.load_economics(path, enterprises=None)``, ``economics.sync_economics(conn, e)
+  -> int``, ``economics.sync_economics_counts(conn, e) -> (stored, market restated)``
 * ``factors.load_library(overrides=None) -> FactorLibrary``
 * ``restatement.restatements(conn, *, run_id=None, period=None, enterprise=None,
-  by="month") -> DataFrame``, ``restatement.runs(conn) -> DataFrame``
+  by="month") -> DataFrame``, ``restatement.runs(conn) -> DataFrame``,
+  ``restatement.green_power_restatements(conn, *, period=None, enterprise=None)
+  -> DataFrame``
 
 User documentation: docs/carbon.md.
 """

@@ -56,6 +56,24 @@ COLUMNS = [
 ]
 
 
+_TEXT = ("enterprise_id", "name_zh", "bucket", "flags", "factor_ids")
+_BOOL = ("estimated", "unconfirmed")
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    """An empty frame with the dtypes a filled one has (text, bool, float64)."""
+    return pd.DataFrame(
+        {
+            c: pd.Series(
+                dtype="object"
+                if c in _TEXT or c in ("carrier", "scope", "unit")
+                else ("bool" if c in _BOOL else "float64")
+            )
+            for c in columns
+        }
+    )
+
+
 def _relevant(item: str, basis: str, energy_basis: str) -> bool:
     """Is a flag or factor id about a factor this report uses?"""
     if "co2.electricity.location" in item:
@@ -163,7 +181,7 @@ def emissions(
         ],
     )
     if raw.empty:
-        out = pd.DataFrame(columns=COLUMNS)
+        out = _empty(COLUMNS)
         out.attrs.update(period=p.label, basis=basis, energy_basis=energy_basis, notes=[])
         return out
     # Green power share per enterprise and month (whole months of grid import).
@@ -291,11 +309,14 @@ def park_summary(
         (p.start, p.end),
         ["carrier", "scope", "quantity", "unit", "tce"],
     )
+    if energy.empty:
+        energy = _empty(["carrier", "scope", "quantity", "unit", "tce"])
     df = emissions(conn, period=period, basis=basis)
     scopes = {c: float(df[c].sum()) for c in FIGURES if c != "tce"}
     total = scopes["scope12_co2_t"]
     tops = df.nlargest(top, "scope12_co2_t")[["enterprise_id", "name_zh", "scope12_co2_t"]]
     tops = tops.assign(share_pct=100.0 * tops["scope12_co2_t"] / total if total else 0.0)
+    tops = tops.astype({"scope12_co2_t": "float64", "share_pct": "float64"})
     return ParkSummary(
         p.label,
         basis,

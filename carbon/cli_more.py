@@ -36,7 +36,8 @@ def register_more(
             return
         click.echo(
             f"accounting run {result.run_id} ({result.reason}): "
-            f"{result.days_recomputed} meter-days written, {result.restated} restated, "
+            f"{result.days_checked} meter-days checked, "
+            f"{result.days_recomputed} written, {result.restated} restated, "
             f"{result.factors_synced} new factor versions, {result.seconds:.2f} s"
         )
 
@@ -45,14 +46,46 @@ def register_more(
     @click.option("--period", help="Only days in this period.")
     @click.option("--enterprise", help="Only this enterprise.")
     @click.option("--by", type=click.Choice(["day", "month"]), default="month", show_default=True)
+    @click.option(
+        "--green-power",
+        is_flag=True,
+        help="Market-based Scope 2 changed by green power inputs (per enterprise-month).",
+    )
     @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
     @click.pass_obj
     def diff_cmd(
-        app: Any, run_id: int | None, period: str | None, enterprise: str | None, by: str, fmt: str
+        app: Any,
+        run_id: int | None,
+        period: str | None,
+        enterprise: str | None,
+        by: str,
+        green_power: bool,
+        fmt: str,
     ) -> None:
         """List restated figures: old, new and the difference (tCO2, tce)."""
-        from parkcarbon.carbon.restatement import restatements
+        from parkcarbon.carbon.restatement import green_power_restatements, restatements
 
+        if green_power:
+            with open_conn(app, do_refresh=False) as conn:
+                gdf = green_power_restatements(conn, period=period, enterprise=enterprise)
+            emit(
+                gdf,
+                fmt,
+                [
+                    ("enterprise_id", "enterprise", 0),
+                    ("month", "month", 0),
+                    ("old_green_kwh", "old green kWh", 0),
+                    ("new_green_kwh", "new green kWh", 0),
+                    ("grid_kwh", "grid kWh", 0),
+                    ("old_co2_market_t", "old tCO2", 3),
+                    ("new_co2_market_t", "new tCO2", 3),
+                    ("diff_co2_market_t", "diff tCO2", 3),
+                ],
+                None,
+                "market-based Scope 2 restated by green power inputs",
+                "no green power restatements recorded for this selection",
+            )
+            return
         with open_conn(app, do_refresh=False) as conn:
             df = restatements(conn, run_id=run_id, period=period, enterprise=enterprise, by=by)
         cols = [
@@ -260,10 +293,13 @@ def register_more(
     @click.pass_obj
     def load_cmd(app: Any, path: str | None) -> None:
         """Validate and store the economics file (upsert per enterprise and month)."""
-        from parkcarbon.carbon.economics import load_economics, sync_economics
+        from parkcarbon.carbon.economics import load_economics, sync_economics_counts
 
         with open_conn(app, do_refresh=False) as conn:
             ids = {r[0] for r in conn.execute("SELECT id FROM enterprises").fetchall()}
             econ = load_economics(path or app.settings().economics_file, ids)
-            n = sync_economics(conn, econ)
-        click.echo(f"{econ.source}: {n} enterprise-months stored")
+            n, restated = sync_economics_counts(conn, econ)
+        click.echo(
+            f"{econ.source}: {n} enterprise-months stored, {restated} market-based "
+            "figures restated by green power changes"
+        )

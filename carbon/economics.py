@@ -18,18 +18,21 @@ once (file, record, field); energy amounts go through the shared pint registry, 
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from parkcarbon.carbon.errors import TargetsError
 from parkcarbon.errors import UnitError
 from parkcarbon.units import to_canonical
+from parkcarbon.yamlfile import read_yaml
+
+log = logging.getLogger(__name__)
 
 KWH_PER_CERTIFICATE = 1000.0  # one green electricity certificate (GEC) = 1 MWh
 _MONTHS = re.compile(r"^(\d{4})-(\d{2})(?:\.\.(\d{4})-(\d{2}))?$")
@@ -129,20 +132,25 @@ def parse_economics(
 
 
 def load_economics(path: Path | str, enterprises: set[str] | None = None) -> Economics:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TargetsError(
-            f"{path}: economics file not found", hint="set PARKCARBON_ECONOMICS_FILE"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise TargetsError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(
+        path, what="economics file", hint="set PARKCARBON_ECONOMICS_FILE", error=TargetsError
+    )
     return parse_economics(data, str(path), enterprises)
 
 
 def sync_economics(conn: psycopg.Connection, economics: Economics) -> int:
-    """Upsert every (enterprise, month) into enterprise_economics and green_power."""
+    """Upsert every (enterprise, month) into enterprise_economics and green_power.
+
+    Returns the enterprise-months stored. A green power change that changes a stored
+    market-based Scope 2 figure is logged in ``green_power_restatements`` (see
+    ``restatement.green_power_restatements``)."""
+    return sync_economics_counts(conn, economics)[0]
+
+
+def sync_economics_counts(conn: psycopg.Connection, economics: Economics) -> tuple[int, int]:
+    """``sync_economics``, returning (enterprise-months stored, market figures restated)."""
+    from parkcarbon.carbon.restatement import stage_green_power
+
     econ, green = [], []
     for r in economics.records:
         for month in r.months:
@@ -176,13 +184,21 @@ def sync_economics(conn: psycopg.Connection, economics: Economics) -> int:
                    source = excluded.source, updated_at = now()""",
             econ,
         )
-        cur.executemany(
+        restated = stage_green_power(conn, green)
+        cur.execute(
             """INSERT INTO green_power (enterprise_id, month, contract_kwh, certificate_kwh,
-                   source) VALUES (%s, %s, %s, %s, %s)
+                   source)
+               SELECT enterprise_id, month, contract_kwh, certificate_kwh, source
+               FROM _green_new
                ON CONFLICT (enterprise_id, month) DO UPDATE SET
                    contract_kwh = excluded.contract_kwh,
                    certificate_kwh = excluded.certificate_kwh,
-                   source = excluded.source, updated_at = now()""",
-            green,
+                   source = excluded.source, updated_at = now()
+               WHERE (green_power.contract_kwh, green_power.certificate_kwh,
+                      green_power.source)
+                     IS DISTINCT FROM (excluded.contract_kwh, excluded.certificate_kwh,
+                                       excluded.source)"""
         )
-    return len(econ)
+    if restated:
+        log.info("green power changed %d market-based enterprise-month figure(s)", restated)
+    return len(econ), restated

@@ -5,13 +5,17 @@ The heavy work is one SQL statement: usage rows are summed per meter and local d
 the plan. A run recomputes
 
 * every (meter, day) whose usage was derived since the previous run's watermark
-  (``usage.derived_at``, with ``WATERMARK_OVERLAP`` re-read), or listed in
-  ``usage_changes`` since then (usage that went away);
+  (``usage.derived_at``), or listed in ``usage_changes`` since then (usage that went
+  away). The watermark is the start of the oldest transaction open when the run began
+  (so usage committed later by an older transaction is not missed), or now minus
+  ``WATERMARK_OVERLAP`` where other sessions cannot be seen;
 * every stored (meter, day) whose factor versions differ from today's plan (a factor
   changed, an override was added, a setting picks another factor);
 * everything, on the first run or with ``force`` (optionally limited to a period).
 
-Rows whose figures change are logged in ``restatements`` with old and new values.
+Recomputed rows are compared with the stored ones (``changes``): only new, changed and
+vanished rows are written or removed, and only real changes of a stored figure of a
+complete day are logged in ``restatements`` with old and new values.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from parkcarbon.carbon.changes import ALL_NEW, CHANGED, RESTATE, STORE, STORE_CHANGED
 from parkcarbon.carbon.factors import FactorLibrary, load_library, sync_factors
 from parkcarbon.carbon.models import Period, RefreshResult, parse_period
 from parkcarbon.carbon.plan import build_plan
@@ -32,7 +37,9 @@ from parkcarbon.carbon.plan import build_plan
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x636F3274  # "co2t": one accounting run at a time per database
-WATERMARK_OVERLAP = "10 minutes"  # usage committed late with an older derived_at
+# Usage committed late with an older derived_at: re-read this much before the watermark
+# when other sessions' transactions cannot be seen in pg_stat_activity (see _watermark).
+WATERMARK_OVERLAP = "10 minutes"
 # Relative difference below which a recomputed figure is not a restatement (sums of
 # floats in parallel workers differ in the last bits from run to run).
 EPSILON = 1e-9
@@ -95,29 +102,6 @@ JOIN usage u ON u.meter_id = d.meter_id
 GROUP BY 1, 2
 """
 
-_RESTATE = """
-INSERT INTO restatements (run_id, meter_id, day, enterprise_id, cause, old_quantity,
-    new_quantity, old_co2_location_t, new_co2_location_t, old_co2_market_t,
-    new_co2_market_t, old_tce, new_tce, old_factor_ids, new_factor_ids, old_run_id)
-SELECT %(run)s, o.meter_id, o.day, o.enterprise_id,
-       CASE WHEN n.meter_id IS NOT NULL AND o.plan_id IS DISTINCT FROM n.plan_id
-            THEN 'factor_change' ELSE 'late_data' END,
-       o.quantity, coalesce(n.quantity, 0), o.co2_location_t, coalesce(n.co2_location_t, 0),
-       o.co2_market_t, coalesce(n.co2_market_t, 0), o.tce_equivalent,
-       coalesce(n.tce_equivalent, 0),
-       (SELECT factor_ids FROM carbon_plans WHERE plan_id = o.plan_id),
-       (SELECT factor_ids FROM carbon_plans WHERE plan_id = n.plan_id), o.run_id
-FROM emissions_daily o
-JOIN _dirty s ON s.meter_id = o.meter_id AND s.day = o.day
-LEFT JOIN _rows n ON n.meter_id = o.meter_id AND n.day = o.day
-WHERE n.meter_id IS NULL
-   OR o.plan_id IS DISTINCT FROM n.plan_id
-   OR abs(o.quantity - n.quantity) > %(eps)s * greatest(abs(o.quantity), 1)
-   OR abs(o.co2_location_t - n.co2_location_t) > %(eps)s * greatest(abs(o.co2_location_t), 1)
-   OR abs(o.co2_market_t - n.co2_market_t) > %(eps)s * greatest(abs(o.co2_market_t), 1)
-   OR abs(o.tce_equivalent - n.tce_equivalent) > %(eps)s * greatest(abs(o.tce_equivalent), 1)
-"""
-
 
 def _row(conn: psycopg.Connection, query: str, params: Any = None) -> tuple[Any, ...]:
     """The one row an aggregate query returns."""
@@ -141,6 +125,24 @@ def _fixed_origin(zone: ZoneInfo, first: date, end: date) -> datetime | None:
     if len(offsets) != 1:
         return None
     return datetime(2000, 1, 1, tzinfo=zone)
+
+
+def _watermark(conn: psycopg.Connection) -> datetime:
+    """The instant from which the next run must look for usage: now, or the start of
+    the oldest transaction open in this database (its rows carry ``derived_at`` = its
+    start and may commit after this run has read usage). Where other sessions cannot be
+    seen (no pg_read_all_stats), ``WATERMARK_OVERLAP`` before now."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")  # stats are cached per transaction
+    return _row(
+        conn,
+        """SELECT CASE WHEN bool_or(state IS NULL)
+                       THEN clock_timestamp() - %s::interval
+                       ELSE least(clock_timestamp(), min(xact_start)) END
+           FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND backend_type = 'client backend'""",
+        (WATERMARK_OVERLAP,),
+    )[0]
 
 
 def _usage_range(conn: psycopg.Connection, tz: str) -> tuple[date, date] | None:
@@ -185,12 +187,12 @@ def _copy_plan(conn: psycopg.Connection, plan: Any) -> None:
 def _mark_dirty(conn: psycopg.Connection, tz: str, watermark: Any) -> None:
     """_dirty(meter_id, day): late usage since the watermark and factor changes."""
     conn.execute("CREATE TEMP TABLE _raw (meter_id text, day date) ON COMMIT DROP")
-    params = {"tz": tz, "wm": watermark, "overlap": WATERMARK_OVERLAP}
+    params = {"tz": tz, "wm": watermark}
     conn.execute(
         """
         INSERT INTO _raw
         SELECT DISTINCT meter_id, (ts AT TIME ZONE %(tz)s)::date FROM usage
-        WHERE derived_at > %(wm)s::timestamptz - %(overlap)s::interval
+        WHERE derived_at >= %(wm)s
         """,
         params,
     )
@@ -203,7 +205,7 @@ def _mark_dirty(conn: psycopg.Connection, tz: str, watermark: Any) -> None:
                  generate_series((c.first_slot AT TIME ZONE %(tz)s)::date,
                                  (c.last_slot AT TIME ZONE %(tz)s)::date,
                                  INTERVAL '1 day') AS d
-            WHERE c.changed_at > %(wm)s::timestamptz - %(overlap)s::interval
+            WHERE c.changed_at >= %(wm)s
             """,
             params,
         )
@@ -256,7 +258,7 @@ def refresh(
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         # Inside a caller's transaction this is a savepoint and ON COMMIT DROP waits for
         # the caller's commit: drop leftovers of an earlier run in the same transaction.
-        conn.execute("DROP TABLE IF EXISTS _plan, _rows, _raw, _dirty")
+        conn.execute("DROP TABLE IF EXISTS _plan, _rows, _raw, _dirty, _changed")
         conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         added = sync_factors(conn, library)
         tz = _timezone(conn, settings.timezone)
@@ -271,8 +273,8 @@ def refresh(
         run_id = _row(
             conn,
             "INSERT INTO accounting_runs (reason, settings, watermark) VALUES "
-            "(%s, %s, CASE WHEN %s THEN clock_timestamp() END) RETURNING run_id",
-            (reason, json.dumps(options), track),
+            "(%s, %s, CASE WHEN %s THEN %s::timestamptz END) RETURNING run_id",
+            (reason, json.dumps(options), track, _watermark(conn)),
         )[0]
         if period is not None:
             span: tuple[date, date] | None = (period.start, period.end)
@@ -282,7 +284,7 @@ def refresh(
             if stored[0] is not None:
                 lo, hi = stored[0], stored[1] + timedelta(days=1)
                 span = (min(span[0], lo), max(span[1], hi)) if span else (lo, hi)
-        written = restated = 0
+        written = restated = checked = filled = removed = 0
         if span is not None:
             meters = conn.execute(
                 "SELECT id, enterprise_id, carrier, role FROM meters "
@@ -306,50 +308,67 @@ def refresh(
                 conn.execute(
                     _COMPUTE.format(agg=agg), {**params, "t0": t0, "t1": t1, "origin": origin}
                 )
-                conn.execute(
-                    "CREATE TEMP TABLE _dirty ON COMMIT DROP AS "
-                    "SELECT meter_id, day FROM emissions_daily WHERE day >= %s AND day < %s "
-                    "UNION SELECT meter_id, day FROM _rows",
+                # Nothing stored for the span (its first accounting): every row is new.
+                fresh = not _row(
+                    conn,
+                    "SELECT EXISTS (SELECT 1 FROM emissions_daily WHERE day >= %s AND day < %s)",
                     span,
+                )[0]
+                conn.execute(
+                    "CREATE TEMP TABLE _dirty ON COMMIT DROP AS SELECT meter_id, day FROM _rows"
+                    if fresh
+                    else "CREATE TEMP TABLE _dirty ON COMMIT DROP AS SELECT meter_id, day "
+                    "FROM emissions_daily WHERE day >= %s AND day < %s "
+                    "UNION SELECT meter_id, day FROM _rows",
+                    None if fresh else span,
                 )
             else:
+                fresh = False
                 _mark_dirty(conn, tz, prev)
                 conn.execute(_COMPUTE.format(agg=_AGG_DIRTY), params)
-            restated = conn.execute(_RESTATE, params).rowcount
-            conn.execute(
-                "DELETE FROM emissions_daily e USING _dirty d "
-                "WHERE e.meter_id = d.meter_id AND e.day = d.day"
+            if fresh:
+                conn.execute(ALL_NEW)
+            else:
+                conn.execute("ANALYZE _rows, _dirty")  # temp tables: no autovacuum statistics
+                conn.execute(CHANGED, params)
+                restated = conn.execute(RESTATE, params).rowcount
+            checked, filled, removed = _row(
+                conn,
+                "SELECT (SELECT count(*) FROM _dirty), count(*) FILTER (WHERE filling), "
+                "count(*) FILTER (WHERE had_old AND NOT has_new) FROM _changed",
             )
-            written = conn.execute(
-                """
-                INSERT INTO emissions_daily (meter_id, day, enterprise_id, carrier, role,
-                    scope, quantity, unit, heat_gj, co2_location_t, co2_market_t, co2_ets_t,
-                    tce_equivalent, tce_equal_value, estimated, slots, plan_id,
-                    run_id, computed_at)
-                SELECT meter_id, day, enterprise_id, carrier, role, scope, quantity, unit,
-                       heat_gj, co2_location_t, co2_market_t,
-                       CASE WHEN co2_ets_t = 'NaN' THEN NULL ELSE co2_ets_t END,
-                       tce_equivalent,
-                       CASE WHEN tce_equal_value = 'NaN' THEN NULL ELSE tce_equal_value END,
-                       estimated, slots, plan_id, %(run)s, clock_timestamp()
-                FROM _rows
-                """,
-                params,
-            ).rowcount
+            if not fresh:
+                conn.execute(
+                    "DELETE FROM emissions_daily e USING _changed c "
+                    "WHERE e.meter_id = c.meter_id AND e.day = c.day"
+                )
+            written = conn.execute(STORE + ("" if fresh else STORE_CHANGED), params).rowcount
         conn.execute(
             "UPDATE accounting_runs SET finished_at = clock_timestamp(), rows_written = %s, "
             "rows_restated = %s WHERE run_id = %s",
             (written, restated, run_id),
         )
     result = RefreshResult(
-        run_id, written, restated, added, reason, round(time.monotonic() - started, 3)
-    )
-    log.info(
-        "accounting run %d (%s): %d day rows written, %d restated in %.2f s",
         run_id,
-        reason,
         written,
         restated,
+        added,
+        reason,
+        round(time.monotonic() - started, 3),
+        days_checked=checked,
+        days_removed=removed,
+        days_filled=filled,
+    )
+    log.info(
+        "accounting run %d (%s): %d meter-days checked, %d written, %d removed, "
+        "%d restated, %d filling in, %.2f s",
+        run_id,
+        reason,
+        checked,
+        written,
+        removed,
+        restated,
+        filled,
         result.seconds,
     )
     return result

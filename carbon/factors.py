@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pint
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from parkcarbon.carbon.errors import FactorError, MissingFactorError
 from parkcarbon.units import CANONICAL_UNIT, Carrier, ureg
+from parkcarbon.yamlfile import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,7 @@ def _version_id(entry: FactorEntry, origin: Origin, per_canonical: float) -> str
 
 
 def _read(path: Path | Any, label: str) -> list[Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FactorError(f"{label}: factor file not found") from None
-    except yaml.YAMLError as exc:
-        raise FactorError(f"{label}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, what="factor file", error=FactorError)
     if not isinstance(data, dict) or not isinstance(data.get("factors"), list):
         raise FactorError(f"{label}: expected a mapping with a 'factors' list")
     return list(data["factors"])

@@ -69,8 +69,11 @@ class RefreshResult:
     """What one accounting run did."""
 
     run_id: int
-    days_recomputed: int  # (meter, local day) rows written
-    restated: int  # rows whose figures changed against the previous run
+    days_recomputed: int  # (meter, local day) rows written: new or changed
+    restated: int  # stored figures that changed (restatements logged)
     factors_synced: int  # new factor versions stored
     reason: str
     seconds: float
+    days_checked: int = 0  # (meter, local day) pairs recomputed and compared
+    days_removed: int = 0  # stored rows whose usage went away (or meter no longer counted)
+    days_filled: int = 0  # rows of a day still filling in (partial before): not restated

@@ -95,3 +95,97 @@ def restatements(
     for col in ("old_factor_ids", "new_factor_ids"):
         df[col] = df[col].map(lambda v: " ".join(v) if v else "")
     return df
+
+
+# Market-based Scope 2 of an enterprise-month is computed when read (``emissions``):
+# remainder tCO2 x (1 - min(1, green kWh / grid kWh)). A change of its green power
+# inputs is logged here, with the figures as they stand on the stored grid import.
+_GREEN_TEMP = """
+CREATE TEMP TABLE _green_new (
+    enterprise_id text, month date, contract_kwh float8, certificate_kwh float8,
+    source text
+) ON COMMIT DROP
+"""
+_GREEN_LOG = """
+INSERT INTO green_power_restatements (enterprise_id, month, old_green_kwh, new_green_kwh,
+    grid_kwh, old_co2_market_t, new_co2_market_t, source)
+SELECT enterprise_id, month, old_green, new_green, grid_kwh, old_t, new_t, source
+FROM (
+    SELECT n.enterprise_id, n.month, n.source, m.grid_kwh,
+           coalesce(g.contract_kwh + g.certificate_kwh, 0) AS old_green,
+           n.contract_kwh + n.certificate_kwh AS new_green,
+           m.remainder_t * (1 - least(1, coalesce(g.contract_kwh + g.certificate_kwh, 0)
+                                         / m.grid_kwh)) AS old_t,
+           m.remainder_t * (1 - least(1, (n.contract_kwh + n.certificate_kwh)
+                                         / m.grid_kwh)) AS new_t
+    FROM _green_new n
+    LEFT JOIN green_power g ON g.enterprise_id = n.enterprise_id AND g.month = n.month
+    JOIN (SELECT e.enterprise_id, date_trunc('month', e.day)::date AS month,
+                 sum(e.quantity) AS grid_kwh, sum(e.co2_market_t) AS remainder_t
+          FROM emissions_daily e
+          WHERE e.carrier = 'electricity' AND e.scope = '2'
+            AND e.day >= (SELECT min(month) FROM _green_new)
+            AND e.day < (SELECT max(month) FROM _green_new) + INTERVAL '1 month'
+          GROUP BY 1, 2) m ON m.enterprise_id = n.enterprise_id AND m.month = n.month
+    WHERE m.grid_kwh > 0
+) x
+WHERE abs(new_t - old_t) > %(eps)s * greatest(abs(old_t), 1)
+"""
+GREEN_COLUMNS = [
+    "enterprise_id",
+    "month",
+    "old_green_kwh",
+    "new_green_kwh",
+    "grid_kwh",
+    "old_co2_market_t",
+    "new_co2_market_t",
+    "diff_co2_market_t",
+    "source",
+    "restated_at",
+]
+
+
+def stage_green_power(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Log market-based restatements for new green power inputs, before they are stored.
+
+    ``rows``: (enterprise_id, month, contract_kwh, certificate_kwh, source). Call in the
+    transaction that then upserts ``green_power`` from the temp table ``_green_new``.
+    Only enterprise-months whose stored market-based tCO2 really changes are logged.
+    """
+    from parkcarbon.carbon.engine import EPSILON
+
+    conn.execute("DROP TABLE IF EXISTS _green_new")
+    conn.execute(_GREEN_TEMP)
+    with conn.cursor().copy(
+        "COPY _green_new (enterprise_id, month, contract_kwh, certificate_kwh, source) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+    if not rows:
+        return 0
+    return conn.execute(_GREEN_LOG, {"eps": EPSILON}).rowcount
+
+
+def green_power_restatements(
+    conn: psycopg.Connection, *, period: str | None = None, enterprise: str | None = None
+) -> pd.DataFrame:
+    """Market-based Scope 2 changed by new green power inputs, per enterprise-month."""
+    where = ["true"]
+    params_: dict[str, Any] = {}
+    if period is not None:
+        p = parse_period(period)
+        where.append("month >= date_trunc('month', %(d0)s::date) AND month < %(d1)s")
+        params_.update(d0=p.start, d1=p.end)
+    if enterprise is not None:
+        where.append("enterprise_id = %(ent)s")
+        params_["ent"] = enterprise
+    rows = conn.execute(
+        f"""
+        SELECT enterprise_id, month, old_green_kwh, new_green_kwh, grid_kwh,
+               old_co2_market_t, new_co2_market_t, new_co2_market_t - old_co2_market_t,
+               source, restated_at
+        FROM green_power_restatements WHERE {" AND ".join(where)}
+        ORDER BY id""",
+        params_,
+    ).fetchall()
+    return pd.DataFrame(rows, columns=GREEN_COLUMNS)

@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import pandas as pd
 import psycopg
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -44,6 +43,7 @@ from pydantic import (
 
 from parkcarbon.carbon.accounting import emissions
 from parkcarbon.carbon.errors import TargetsError
+from parkcarbon.yamlfile import read_yaml
 
 PARK = "PARK"
 
@@ -170,15 +170,9 @@ def parse_targets(
 
 def load_targets(path: Path | str, enterprises: set[str] | None = None) -> Targets:
     """Load and validate a targets file; ``TargetsError`` lists every problem."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TargetsError(
-            f"{path}: targets file not found", hint="set PARKCARBON_TARGETS_FILE"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise TargetsError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(
+        path, what="targets file", hint="set PARKCARBON_TARGETS_FILE", error=TargetsError
+    )
     return parse_targets(data, str(path), enterprises)
 
 

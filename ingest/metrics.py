@@ -106,6 +106,17 @@ class Metrics:
         )
 
 
+def summary_text(stats: IngestStats, messages_per_second: float) -> str:
+    """The periodic one-line log summary."""
+    st = stats
+    lag = "-" if st.lag_seconds is None else f"{st.lag_seconds:.1f} s"
+    return (f"ingest: {messages_per_second:.1f} msg/s, {st.readings_stored} readings stored "
+            f"({st.readings_duplicate} duplicate), {st.dead_letters} dead letters, "
+            f"{st.redeliveries} redeliveries, queue {st.queued}, lag {lag}, "
+            f"broker {'up' if st.connected else 'DOWN'}, "
+            f"database {'ok' if st.db_ok else 'DOWN'}")
+
+
 _HELP = [
     ("messages", "counter", "MQTT messages received"),
     ("messages_acked", "counter", "MQTT messages acknowledged after commit"),

@@ -1,7 +1,7 @@
 """The ingest service: MQTT persistent session in, committed readings out.
 
-Threads: paho's network loop (``on_message`` only queues), one writer thread (parse,
-COPY, commit, then acknowledge), and the optional metrics endpoint. A message is
+Threads: paho's network loop (``on_message`` parses and queues), two writer threads
+(COPY, commit, then acknowledge in receive order), and the optional metrics endpoint. A message is
 acknowledged (paho manual ack) only after everything it carried is committed, as
 readings or as dead letters; acknowledgements of a previous connection are dropped
 (the broker redelivers those messages and storage is idempotent). While the database
@@ -21,15 +21,14 @@ from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from parkcarbon.db import connect, redact_dsn
 from parkcarbon.errors import DatabaseError
 from parkcarbon.ingest import constants as C
+from parkcarbon.ingest.client import AUTH_FAILURES, connect_async, make_client
+from parkcarbon.ingest.client import subscription_topic as subscription_topic
 from parkcarbon.ingest.errors import BrokerAuthError, IngestError
-from parkcarbon.ingest.metrics import IngestStats, Metrics, MetricsServer
+from parkcarbon.ingest.metrics import IngestStats, Metrics, MetricsServer, summary_text
 from parkcarbon.ingest.models import Reading, ReasonCode, Rejection
 from parkcarbon.ingest.parse import Parser
 from parkcarbon.ingest.writer import Writer, WriteResult
@@ -38,7 +37,6 @@ from parkcarbon.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_AUTH_FAILURES = {134, 135}  # Bad user name or password, Not authorized (v3 rc 4, 5)
 _TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
 _POISON = (psycopg.DataError, psycopg.IntegrityError)
 
@@ -55,12 +53,6 @@ class _Inbound(NamedTuple):
     dup: bool
     readings: list[Reading]
     rejections: list[Rejection]
-
-
-def subscription_topic(settings: Settings) -> str:
-    """``<prefix>/+/+``, or ``$share/<group>/<prefix>/+/+`` with a shared group."""
-    topic = f"{settings.topic_prefix}/+/+"
-    return f"$share/{settings.mqtt_shared_group}/{topic}" if settings.mqtt_shared_group else topic
 
 
 class IngestService:
@@ -93,21 +85,7 @@ class IngestService:
     # --- MQTT ----------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        v5 = s.mqtt_protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=s.mqtt_client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        if s.mqtt_username:
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            client.username_pw_set(s.mqtt_username, password)
-        if s.mqtt_tls:
-            client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
-        client.reconnect_delay_set(C.MQTT_RECONNECT_MIN_SECONDS, C.MQTT_RECONNECT_MAX_SECONDS)
+        client = make_client(self.settings)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -117,7 +95,7 @@ class IngestService:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                     reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
-            if reason_code.value in _AUTH_FAILURES:
+            if reason_code.value in AUTH_FAILURES:
                 self._fatal = BrokerAuthError(
                     f"broker {self.settings.mqtt_host}:{self.settings.mqtt_port} refused the "
                     f"credentials: {reason_code}",
@@ -311,12 +289,7 @@ class IngestService:
         prev_t, prev_n = self._summary_prev
         rate = (st.messages - prev_n) / max(now - prev_t, 1e-9)
         self._summary_prev = (now, st.messages)
-        lag = "-" if st.lag_seconds is None else f"{st.lag_seconds:.1f} s"
-        return (f"ingest: {rate:.1f} msg/s, {st.readings_stored} readings stored "
-                f"({st.readings_duplicate} duplicate), {st.dead_letters} dead letters, "
-                f"{st.redeliveries} redeliveries, queue {st.queued}, lag {lag}, "
-                f"broker {'up' if st.connected else 'DOWN'}, "
-                f"database {'ok' if st.db_ok else 'DOWN'}")
+        return summary_text(st, rate)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -332,14 +305,7 @@ class IngestService:
         ]
         for thread in self._writer_threads:
             thread.start()
-        if s.mqtt_protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = s.mqtt_session_expiry_seconds
-            props.ReceiveMaximum = C.RECEIVE_MAXIMUM
-            self._client.connect_async(s.mqtt_host, s.mqtt_port, C.MQTT_KEEPALIVE_SECONDS,
-                                       clean_start=False, properties=props)
-        else:
-            self._client.connect_async(s.mqtt_host, s.mqtt_port, C.MQTT_KEEPALIVE_SECONDS)
+        connect_async(self._client, s)
         self._client.loop_start()
         log.info("ingest started: broker %s:%d (MQTT %s), database %s", s.mqtt_host,
                  s.mqtt_port, s.mqtt_protocol, redact_dsn(s.database_url.get_secret_value()))

@@ -79,6 +79,8 @@ def broker_problem(settings: Settings) -> str | None:
     """None if the configured broker accepts a connection with the configured credentials."""
     import paho.mqtt.client as mqtt
 
+    from parkcarbon.ingest.client import apply_credentials
+
     done = threading.Event()
     result: dict[str, Any] = {}
 
@@ -94,11 +96,7 @@ def broker_problem(settings: Settings) -> str | None:
         protocol=mqtt.MQTTv311,
         clean_session=True,
     )
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
-    if settings.mqtt_tls:
-        client.tls_set(ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+    apply_credentials(client, settings)
     client.on_connect = on_connect
     try:
         client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=10)

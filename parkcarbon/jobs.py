@@ -115,7 +115,7 @@ def accounting_refresh_job(ctx: JobContext) -> Any:
     from parkcarbon.db import connect
 
     with connect(ctx.settings) as conn:
-        result = refresh(conn)
+        result = refresh(conn, ctx.settings)
         conn.commit()
     log.debug("accounting refresh: %s", result)
     return result

@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -30,6 +29,7 @@ from pydantic import (
 
 from parkcarbon.errors import ConfigError, UnitError
 from parkcarbon.units import CANONICAL_UNIT, Carrier, canonical_factor
+from parkcarbon.yamlfile import read_yaml
 
 __all__ = [
     "Carrier",
@@ -296,21 +296,7 @@ def parse_registry(data: Any, source: str = "<memory>") -> Registry:
 
 def load_registry(path: Path | str) -> Registry:
     """Load and validate a registry YAML file; ``ConfigError`` lists every problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: registry file not found",
-            hint="set PARKCARBON_REGISTRY_FILE or pass --registry",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read registry: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {exc}") from exc
+    data = read_yaml(
+        path, what="registry file", hint="set PARKCARBON_REGISTRY_FILE or pass --registry"
+    )
     return parse_registry(data, source=str(path))
-

@@ -129,10 +129,10 @@ class Settings(BaseSettings):
         400.0, gt=0, description="Readings older than this many days are rejected."
     )
     batch_size: int = Field(
-        5000, ge=1, description="Readings per COPY batch (also flushed by time)."
-    )
-    flush_interval_seconds: float = Field(
-        0.25, gt=0, description="Longest time a received reading waits before commit."
+        5000,
+        ge=1,
+        description="Most readings in one COPY batch. There is no flush timer: a free "
+        "writer commits whatever has arrived, so nothing waits longer than one commit.",
     )
     metrics_port: int | None = Field(
         9108,

@@ -128,6 +128,24 @@ CREATE TABLE green_power (
     PRIMARY KEY (enterprise_id, month)
 );
 
+-- Market-based Scope 2 is computed when read (green power share per enterprise-month),
+-- so a change of green power inputs is logged here when it changes a stored figure:
+-- the enterprise-month's remainder tCO2 x (1 - min(1, green / grid)) before and after.
+CREATE TABLE green_power_restatements (
+    id                 bigserial PRIMARY KEY,
+    enterprise_id      text NOT NULL,
+    month              date NOT NULL,
+    old_green_kwh      double precision NOT NULL,  -- contracts + certificates, kWh
+    new_green_kwh      double precision NOT NULL,
+    grid_kwh           double precision NOT NULL,  -- stored grid import of the month
+    old_co2_market_t   double precision NOT NULL,  -- market-based Scope 2 electricity
+    new_co2_market_t   double precision NOT NULL,
+    source             text,
+    restated_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX green_power_restatements_month_idx
+    ON green_power_restatements (month, enterprise_id);
+
 -- Rollups for Grafana and reports (location-based; market-based needs green power
 -- allocation, done by parkcarbon.carbon.accounting.emissions).
 CREATE VIEW emissions_enterprise_daily AS

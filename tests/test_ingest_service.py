@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +30,7 @@ def settings_for(dsn: str, broker: Broker, **more: object) -> Settings:
     values: dict[str, object] = {
         "database_url": dsn, "mqtt_port": broker.port, "mqtt_username": broker.username,
         "mqtt_password": broker.password, "metrics_port": None,
-        "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}", "flush_interval_seconds": 0.05,
+        "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}",
     }
     values.update(more)
     return Settings(**values)  # type: ignore[arg-type]
@@ -187,6 +188,7 @@ def test_bad_credentials_stop_with_broker_error(migrated_dsn: str, broker: Broke
 
 
 def test_metrics_endpoint(migrated_dsn: str, broker: Broker, registry: Registry) -> None:
+    threads_before = set(threading.enumerate())
     port = free_port()
     now = time.time()
     with running(settings_for(migrated_dsn, broker, metrics_port=port), registry) as svc:
@@ -206,3 +208,22 @@ def test_metrics_endpoint(migrated_dsn: str, broker: Broker, registry: Registry)
     assert "1 readings stored" in line and "1 dead letters" in line
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    leftover = [t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert leftover == [], f"threads left behind: {leftover}"
+
+
+def test_reconnects_after_broker_restart(migrated_dsn: str, broker: Broker,
+                                         registry: Registry) -> None:
+    now = time.time()
+    with running(settings_for(migrated_dsn, broker), registry) as svc:
+        mqtt_publish(broker, [("park/E07/E07-GAS-1", reading(now - 10, 1.0))])
+        assert flush_and_wait_idle(svc, min_messages=1, timeout_seconds=20)
+        broker.restart()
+        deadline = time.monotonic() + 20
+        while not (svc.stats().connected and svc.healthy()):
+            assert time.monotonic() < deadline, "ingest did not reconnect"
+            time.sleep(0.05)
+        time.sleep(0.3)  # SUBACK
+        mqtt_publish(broker, [("park/E07/E07-GAS-1", reading(now - 5, 2.0))])
+        assert flush_and_wait_idle(svc, min_messages=2, timeout_seconds=20)
+    assert rows(migrated_dsn, "SELECT value FROM readings ORDER BY ts") == [(1.0,), (2.0,)]

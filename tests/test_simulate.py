@@ -257,8 +257,7 @@ def test_simulate_ingest_derive_end_to_end(migrated_dsn: str, broker: Broker,
     truth = ground_truth(registry, start=start, end=end, faults=faults, seed=7)
     settings = Settings(database_url=migrated_dsn, mqtt_port=broker.port,  # type: ignore[arg-type]
                         mqtt_username=broker.username, mqtt_password=broker.password,
-                        metrics_port=None, mqtt_client_id=f"e2e-{uuid.uuid4().hex[:6]}",
-                        flush_interval_seconds=0.05)
+                        metrics_port=None, mqtt_client_id=f"e2e-{uuid.uuid4().hex[:6]}")
     service = IngestService(settings, registry)
     service.start()
     try:
