@@ -238,3 +238,29 @@ def _ranges(rows: list[tuple[str, datetime]]) -> list[ChangedRange]:
         by_meter.setdefault(meter_id, []).append(ts)
     return [ChangedRange(m, min(ts), max(ts), len(set(ts)))
             for m, ts in sorted(by_meter.items())]
+
+
+def derive_committed(
+    settings_or_dsn: object,
+    *,
+    meter_ids: Sequence[str] | None = None,
+    full: bool = False,
+) -> DeriveResult:
+    """``derive_usage`` in a transaction of its own, committed, then the rollups refreshed.
+
+    What the scheduler, the CLI and the demo call. In timescale mode the continuous
+    aggregates are refreshed from the day before the earliest changed slot, so
+    ``usage_hourly`` and ``usage_daily`` are exact as soon as this returns (plain mode:
+    they are views, nothing to do).
+    """
+    from datetime import timedelta
+
+    from parkcarbon.db import connect
+    from parkcarbon.schema import refresh_rollups
+
+    with connect(settings_or_dsn) as conn:
+        result = derive_usage(conn, meter_ids=meter_ids, full=full)
+        conn.commit()
+        if result.changed_from is not None:
+            refresh_rollups(conn, result.changed_from - timedelta(days=1), None)
+    return result

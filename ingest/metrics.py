@@ -140,7 +140,7 @@ def prometheus_text(stats: IngestStats) -> str:
             "# TYPE parkcarbon_ingest_dead_letters_total counter"]
     out += [f'parkcarbon_ingest_dead_letters_total{{reason="{code}"}} {n}'
             for code, n in sorted(stats.dead_letters_by_reason.items())]
-    gauges = {
+    gauges: dict[str, tuple[str, float | None]] = {
         "connected": ("MQTT session is up (1) or not (0)", int(stats.connected)),
         "database_ok": ("Last database write succeeded (1) or not (0)", int(stats.db_ok)),
     }

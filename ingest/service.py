@@ -134,7 +134,7 @@ class IngestService:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = repr(msg._topic)
-        payload = msg.payload
+        payload = bytes(msg.payload)
         try:
             readings, rejections = self.parser.parse(topic, payload)
         except Exception as exc:  # a parser bug must not kill paho's loop or lose the message

@@ -124,11 +124,9 @@ def usage_group() -> None:
 @pass_app
 def usage_derive(app: AppContext, meters: tuple[str, ...], full: bool, as_json: bool) -> None:
     """Turn new readings into usage slots and events (incremental and idempotent)."""
-    from parkcarbon.db import connect
-    from parkcarbon.ingest.derive import derive_usage
+    from parkcarbon.ingest.derive import derive_committed
 
-    with connect(app.settings()) as conn:
-        result = derive_usage(conn, meter_ids=list(meters) or None, full=full)
+    result = derive_committed(app.settings(), meter_ids=list(meters) or None, full=full)
     if as_json:
         echo_json(result.as_dict())
         return

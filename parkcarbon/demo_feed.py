@@ -131,10 +131,10 @@ def publish_and_ingest(
 def derive_and_account(settings: Settings, progress: Progress) -> None:
     from parkcarbon.carbon.accounting import refresh
     from parkcarbon.db import connect
-    from parkcarbon.ingest.derive import derive_usage
+    from parkcarbon.ingest.derive import derive_committed
 
+    d = derive_committed(settings)
     with connect(settings) as conn:
-        d = derive_usage(conn)
         events = ", ".join(f"{k} {v}" for k, v in sorted(d.events_by_kind.items())) or "none"
         progress(
             f"usage derived: {d.slots_written:,} slots from {d.readings_used:,} readings "

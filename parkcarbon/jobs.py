@@ -99,12 +99,9 @@ def utc_now() -> datetime:
 
 def derive_usage_job(ctx: JobContext) -> Any:
     """Fill ``usage`` from new readings (counter deltas, resets, gaps)."""
-    from parkcarbon.db import connect
-    from parkcarbon.ingest.derive import derive_usage
+    from parkcarbon.ingest.derive import derive_committed
 
-    with connect(ctx.settings) as conn:
-        result = derive_usage(conn)
-        conn.commit()
+    result = derive_committed(ctx.settings)
     log.debug("derive_usage: %s", result)
     return result
 

@@ -29,7 +29,7 @@ import pint
 
 from parkcarbon.errors import UnitError
 
-ureg = pint.UnitRegistry(cache_folder=None, autoconvert_offset_to_baseunit=True)
+ureg: pint.UnitRegistry = pint.UnitRegistry(cache_folder=None, autoconvert_offset_to_baseunit=True)
 # GB/T 2589-2020: 1 kgce = 29 271 kJ (7 000 kcal).
 ureg.define("kilogram_coal_equivalent = 29271 * kilojoule = kgce")
 ureg.define("tonne_coal_equivalent = 1000 * kilogram_coal_equivalent = tce")

@@ -253,7 +253,7 @@ def _migrate_locked(
                 f"the settings say {timezone}",
                 hint=f"set PARKCARBON_TIMEZONE={stored_tz} or use a new database",
             )
-    applied_rows = dict(
+    applied_rows: dict[int, str] = dict(
         conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     )
     if chosen == "timescale":
@@ -273,7 +273,7 @@ def _migrate_locked(
         label = f"{migration.version:04d}_{migration.name}"
         try:
             with conn.transaction():
-                conn.execute(sql.SQL(migration.body(chosen, timezone)))  # type: ignore[arg-type]
+                conn.execute(sql.SQL(migration.body(chosen, timezone)))
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum, mode) "
                     "VALUES (%s, %s, %s, %s)",

@@ -84,15 +84,18 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         return proc, log
 
     first, _ = launch("first.log")
-    publisher = threading.Thread(target=mqtt_publish, args=(broker, stream(n)))
-    publisher.start()
+    # Freeze ingest while the 20,000 readings are published, so that at the kill there
+    # is for certain a backlog and a full in-flight window of unacknowledged messages,
+    # whatever the machine's load (a racing publisher could let ingest keep up).
+    first.send_signal(signal.SIGSTOP)
     try:
-        wait_for(lambda: count(migrated_dsn) >= 2_000, 60, "the first rows")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        at_kill = count(migrated_dsn)
+        mqtt_publish(broker, stream(n))
     finally:
-        publisher.join(120)
+        first.send_signal(signal.SIGCONT)
+    wait_for(lambda: count(migrated_dsn) >= 2_000, 60, "the first rows")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    at_kill = count(migrated_dsn)
     assert 2_000 <= at_kill < n, "the kill did not land mid-stream"
     second, log = launch("second.log")
     try:
