@@ -161,14 +161,23 @@ class IngestService:
         return seq, batch
 
     def _drain(self, item: _Inbound) -> list[_Inbound]:
+        """The batch that starts with ``item``: what has arrived, plus what arrives within
+        ``flush_interval_seconds`` (group commit), up to the batch limits."""
         batch = [item]
         readings = len(item.readings)
         limit = self.settings.batch_size
+        deadline = time.monotonic() + self.settings.flush_interval_seconds
         while readings < limit and len(batch) < C.MAX_BATCH_MESSAGES:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                wait = deadline - time.monotonic()
+                if wait <= 0 or self._stop.is_set():
+                    break
+                try:
+                    item = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    break
             batch.append(item)
             readings += len(item.readings)
         return batch

@@ -129,10 +129,13 @@ class Settings(BaseSettings):
         400.0, gt=0, description="Readings older than this many days are rejected."
     )
     batch_size: int = Field(
-        5000,
-        ge=1,
-        description="Most readings in one COPY batch. There is no flush timer: a free "
-        "writer commits whatever has arrived, so nothing waits longer than one commit.",
+        5000, ge=1, description="Most readings in one COPY batch (one transaction)."
+    )
+    flush_interval_seconds: float = Field(
+        0.02,
+        ge=0,
+        description="Group commit: a writer collects messages arriving within this time "
+        "into one transaction (0: commit whatever has arrived at once).",
     )
     metrics_port: int | None = Field(
         9108,
