@@ -43,6 +43,10 @@ WRITER_THREADS = 2
 # window is still open, so the broker keeps sending while batches are being committed.
 MAX_BATCH_MESSAGES = RECEIVE_MAXIMUM // (2 * WRITER_THREADS)
 
+# Group commit: a writer collecting a batch sleeps in slices of this length while
+# messages accumulate (instead of a wake-up per message).
+LINGER_SLICE_SECONDS = 0.005
+
 # Database outage: retry the batch in hand with exponential backoff, up to this delay.
 DB_RETRY_INITIAL_SECONDS = 0.2
 DB_RETRY_MAX_SECONDS = 10.0
