@@ -13,6 +13,8 @@ server with TimescaleDB preloaded (see docs/timescale.md). CI runs plain.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +117,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def storage_mode() -> str:
     """The storage mode ``migrated_dsn`` uses (``PARKCARBON_TEST_STORAGE_MODE``)."""
     return STORAGE_MODE
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A folder an unprivileged service user can reach (pytest's tmp_path is 0700 when
+    tests run as root): the embedded PostgreSQL runs as user ``parkcarbon`` there."""
+    path = Path(tempfile.mkdtemp(prefix="pc-data-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

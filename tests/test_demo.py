@@ -7,8 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,16 +103,6 @@ def test_demo_on_local_services_matches_the_accounting_api(
     assert c["events"].get("gap", 0) >= 1 and c["events"].get("reset", 0) >= 1
     assert 90.0 < c["measured_pct"] < 100.0
 
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A folder the embedded server's unprivileged user can reach."""
-    path = Path(tempfile.mkdtemp(prefix="pc-demo-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_demo_falls_back_to_embedded_postgres_and_amqtt(data_dir: Path, tmp_path: Path) -> None:

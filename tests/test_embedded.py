@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,17 +14,6 @@ import pytest
 from parkcarbon.embedded import EmbeddedPostgres, port_open
 from parkcarbon.local_broker import LocalBroker
 from support import EXAMPLE_REGISTRY, free_port
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A folder the embedded server's user can reach (pytest's tmp_path is 0700 root)."""
-    path = Path(tempfile.mkdtemp(prefix="pc-embedded-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_embedded_postgres_start_migrate_query_stop_restart(data_dir: Path) -> None:
