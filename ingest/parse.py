@@ -29,6 +29,10 @@ _READING_KEYS = frozenset({"ts", "value", "unit", "seq", "quality"})
 _MAX_QUALITY_CHARS = 32
 _MAX_SEQ = 2**63 - 1  # bigint column
 _SHOWN_CHARS = 60  # how much of a bad value a reason quotes
+_INF = math.inf
+# Reading(...) runs a generated __new__ in Python; tuple.__new__ builds the same
+# NamedTuple in half the time (the hot path builds one per reading).
+_new_reading = tuple.__new__
 
 
 class _MeterInfo(NamedTuple):
@@ -164,8 +168,10 @@ class Parser:
             if not isinstance(items, list) or not items:
                 return reject(payload, ReasonCode.bad_payload,
                               "'readings' must be a non-empty list", ent_id, meter_id)
+            fast = self._fast_reading
             for index, item in enumerate(items):
-                outcome = self._reading(item, meter_id, info, now_us)
+                outcome = fast(item, meter_id, info, now_us) or self._reading(
+                    item, meter_id, info, now_us)
                 if isinstance(outcome, Reading):
                     readings.append(outcome)
                 else:
@@ -175,7 +181,8 @@ class Parser:
                                   ent_id, meter_id, index)
                     )
             return ParseResult(readings, rejections)
-        outcome = self._reading(doc, meter_id, info, now_us)
+        outcome = self._fast_reading(doc, meter_id, info, now_us) or self._reading(
+            doc, meter_id, info, now_us)
         if isinstance(outcome, Reading):
             return ParseResult([outcome], [])
         return reject(payload, outcome[0], outcome[1], ent_id, meter_id)
@@ -186,6 +193,58 @@ class Parser:
         return ParseResult([], [Rejection(code, reason, payload, ent, meter, None)])
 
     # --- reading level -----------------------------------------------------------
+
+    def _fast_reading(
+        self, item: Any, meter_id: str, info: _MeterInfo, now_us: int
+    ) -> Reading | None:
+        """The common, valid reading, accepted with the fewest checks that prove it
+        valid (a batch of 100 readings parses ~2x faster). Anything unusual returns
+        None and ``_reading`` decides, with the precise reason if it is bad; both give
+        the same Reading for the same valid input (tested)."""
+        if type(item) is not dict:
+            return None
+        ts = item.get("ts")
+        value = item.get("value")
+        unit = item.get("unit")
+        seq = item.get("seq")
+        present = 2 + (unit is not None) + (seq is not None)
+        if len(item) != present or ts is None or value is None:
+            return None  # other keys (quality, unknown, explicit nulls) or missing ones
+        if unit is None:
+            unit = info.unit
+        elif type(unit) is not str:
+            return None
+        factor = self._factors.get((unit, info.carrier_key))
+        if type(factor) is not float:
+            return None  # unit not seen yet, or one that cannot serve
+        kind = type(value)
+        if (kind is not float and kind is not int) or not 0 <= value < _INF:
+            return None
+        canonical = value * factor
+        if canonical > info.max_canonical or (
+            info.rollover_canonical is not None and canonical > info.rollover_canonical
+        ):
+            return None
+        kind = type(ts)
+        if kind is int:
+            if ts < 0:
+                return None
+            ts_us = ts * 1000 if ts >= C.EPOCH_MS_THRESHOLD else ts * 1_000_000
+        elif kind is str:
+            try:
+                dt = datetime.fromisoformat(ts)
+            except ValueError:
+                return None
+            if dt.tzinfo is None or dt.utcoffset() is None:
+                return None
+            ts_us = (dt - _EPOCH) // _ONE_US
+        else:
+            return None  # floats take the careful path (rounding, non-finite)
+        if not now_us - self._past_us <= ts_us <= now_us + self._future_us:
+            return None
+        if seq is not None and (type(seq) is not int or not 0 <= seq <= _MAX_SEQ):
+            return None
+        return _new_reading(Reading, (meter_id, ts_us, float(canonical), seq, None))
 
     def _reading(
         self, item: Any, meter_id: str, info: _MeterInfo, now_us: int

@@ -1,58 +1,48 @@
 """The ingest service: MQTT persistent session in, committed readings out.
 
-Threads: paho's network loop (``on_message`` parses and queues), two writer threads
-(COPY, commit, then acknowledge in receive order), and the optional metrics endpoint. A message is
-acknowledged (paho manual ack) only after everything it carried is committed, as
-readings or as dead letters; acknowledgements of a previous connection are dropped
-(the broker redelivers those messages and storage is idempotent). While the database
-is down the writer retries the batch in hand with backoff and acknowledges nothing,
-so the broker stops sending once the in-flight window (Receive Maximum) is full.
+Two processes. This one holds the MQTT session: paho's network loop (``on_message``
+only appends the raw message to an inbox), a forwarder thread that sends the inbox
+in chunks to the store worker every few milliseconds, and a results thread that
+acknowledges chunks once the worker reports them committed, in receive order, with
+one write per run of PUBACKs. The store worker (``parkcarbon.ingest.worker``, a
+process of its own) parses, COPYs and commits. Keeping paho alone with this process's
+interpreter lock is what lets ingest keep up with a bare paho subscriber.
+
+A message is acknowledged (paho manual ack) only after everything it carried is
+committed, as readings or as dead letters; acknowledgements of a previous connection
+are dropped (the broker redelivers those messages and storage is idempotent). While
+the database is down the worker retries the batch in hand with backoff and nothing is
+acknowledged, so the broker stops sending once the in-flight window (Receive Maximum)
+is full.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
-import queue
+import multiprocessing
 import signal
 import threading
 import time
-from collections import Counter
-from typing import Any, NamedTuple
+from typing import Any
 
 import paho.mqtt.client as mqtt
-import psycopg
 
-from parkcarbon.db import connect, redact_dsn
-from parkcarbon.errors import DatabaseError
+from parkcarbon.db import redact_dsn
 from parkcarbon.ingest import constants as C
-from parkcarbon.ingest.client import AUTH_FAILURES, connect_async, make_client
+from parkcarbon.ingest.client import AUTH_FAILURES, ack_many, connect_async, make_client
 from parkcarbon.ingest.client import subscription_topic as subscription_topic
 from parkcarbon.ingest.errors import BrokerAuthError, IngestError
 from parkcarbon.ingest.metrics import IngestStats, Metrics, MetricsServer, summary_text
-from parkcarbon.ingest.models import Reading, ReasonCode, Rejection
-from parkcarbon.ingest.parse import Parser
-from parkcarbon.ingest.writer import Writer, WriteResult
+from parkcarbon.ingest.worker import worker_main
 from parkcarbon.registry import Registry
 from parkcarbon.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
-_POISON = (psycopg.DataError, psycopg.IntegrityError)
-
-
-class _Inbound(NamedTuple):
-    """A received message, already parsed (in paho's thread: the writer thread then
-    mostly waits on the database, which releases the GIL)."""
-
-    generation: int
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    dup: bool
-    readings: list[Reading]
-    rejections: list[Rejection]
+# (connection generation, packet id, QoS) of a message sent to the worker
+_Token = tuple[int, int, int]
 
 
 class IngestService:
@@ -60,26 +50,32 @@ class IngestService:
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
-        self.parser = Parser.from_settings(registry, settings)
+        self.registry = registry
         self.metrics = Metrics()
-        self._queue: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
-        self._in_hand = 0  # messages taken off the queue, not yet acknowledged
-        self._take_lock = threading.Lock()  # one writer drains the queue at a time
-        self._next_batch = 0  # sequence number of the next batch taken
-        self._ack_lock = threading.Lock()
-        self._next_ack = 0  # batches are acknowledged in the order they were taken
-        self._committed: dict[int, list[_Inbound]] = {}
+        # paho thread -> forwarder: (generation, mid, qos, topic bytes, payload, dup)
+        self._inbox: collections.deque[tuple[int, int, int, bytes, bytes, bool]] = (
+            collections.deque())
+        self._lock = threading.Lock()  # guards the chunk bookkeeping below
+        self._next_seq = 0  # seq of the next chunk sent to the worker
+        self._pending: dict[int, list[_Token]] = {}  # sent, not yet acknowledged
+        self._committed: set[int] = set()  # committed by the worker, waiting for order
+        self._next_ack = 0  # chunks are acknowledged in the order they were sent
+        self._in_hand = 0  # messages sent to the worker, not yet acknowledged
         self._generation = 0
         self._accepting = True
-        self._stop = threading.Event()  # writer: drain and exit
-        self._abandon = threading.Event()  # writer: give up the batch in hand
+        self._stop = threading.Event()  # run_forever: stop
+        self._forward_stop = threading.Event()  # forwarder: send the rest, then "stop"
+        self._worker_stopped = threading.Event()
+        self._abandoned = 0
         self._fatal: IngestError | None = None
         self._last_receive = time.monotonic()
-        self._writer_threads: list[threading.Thread] = []
+        self._pipe: Any = None
+        self._process: Any = None
+        self._threads: list[threading.Thread] = []
         self._metrics_server: MetricsServer | None = None
         self._summary_at = time.monotonic()
         self._summary_prev: tuple[float, int] = (time.monotonic(), 0)
-        self.metrics.queued_fn = lambda: self._queue.qsize() + self._in_hand
+        self.metrics.queued_fn = lambda: len(self._inbox) + self._in_hand
         self._client = self._make_client()
 
     # --- MQTT ----------------------------------------------------------------------
@@ -128,167 +124,101 @@ class IngestService:
             log.warning("disconnected from broker: %s; reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if not self._accepting:
-            return  # stopping: not acknowledged, the broker keeps it for the next session
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = repr(msg._topic)
-        payload = bytes(msg.payload)
-        try:
-            readings, rejections = self.parser.parse(topic, payload)
-        except Exception as exc:  # a parser bug must not kill paho's loop or lose the message
-            log.exception("cannot parse message on %s", topic)
-            readings, rejections = [], [Rejection(
-                ReasonCode.internal_error, f"ingest failed to parse it: {exc!r}", payload)]
-        self._last_receive = time.monotonic()
-        self._queue.put(_Inbound(self._generation, msg.mid, msg.qos, topic, payload,
-                                 bool(msg.dup), readings, rejections))
+        # The hot path of this process: no parsing here (the worker does it).
+        if self._accepting:  # else: not acknowledged, the broker keeps it
+            self._inbox.append((self._generation, msg.mid, msg.qos, msg._topic,
+                                bytes(msg.payload), msg.dup))
+            self._last_receive = time.monotonic()
 
-    # --- writer --------------------------------------------------------------------
+    # --- to the worker ---------------------------------------------------------------
 
-    def _take_batch(self) -> tuple[int, list[_Inbound]]:
-        with self._take_lock:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                return -1, []
-            batch = self._drain(item)
-            seq = self._next_batch
-            self._next_batch += 1
-            with self._ack_lock:
-                self._in_hand += len(batch)
-        return seq, batch
-
-    def _drain(self, item: _Inbound) -> list[_Inbound]:
-        """The batch that starts with ``item``: what has arrived, plus what arrives within
-        ``flush_interval_seconds`` (group commit), up to the batch limits."""
-        batch = [item]
-        readings = len(item.readings)
-        limit = self.settings.batch_size
-        deadline = time.monotonic() + self.settings.flush_interval_seconds
-        while readings < limit and len(batch) < C.MAX_BATCH_MESSAGES:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                wait = deadline - time.monotonic()
-                if wait <= 0 or self._stop.is_set():
-                    break
-                # Sleep rather than block in get(): a blocked getter is woken by every
-                # put, a GIL hand-off per message that halved the receive rate.
-                time.sleep(min(wait, C.LINGER_SLICE_SECONDS))
-                continue
-            batch.append(item)
-            readings += len(item.readings)
-        return batch
-
-    def _writer_main(self) -> None:
-        writer: Writer | None = None
+    def _forward_main(self) -> None:
+        """Every ``LINGER_SLICE_SECONDS``: send what arrived as one chunk."""
+        inbox, pipe = self._inbox, self._pipe
         while True:
-            seq, batch = self._take_batch()
-            if batch:
-                writer = self._commit(batch, writer)
-                if writer is None:  # abandoned during an outage: never acknowledged
-                    break
-                self._acknowledge(seq, batch)
-            elif self._stop.is_set():
-                break
-            self._maybe_summary()
-        if writer is not None:
-            writer.conn.close()
-
-    def _commit(self, batch: list[_Inbound], writer: Writer | None) -> Writer | None:
-        readings = [r for m in batch for r in m.readings]
-        dead = [(m.topic, rj) for m in batch for rj in m.rejections]
-        delay = C.DB_RETRY_INITIAL_SECONDS
-        while True:
-            try:
-                if writer is None:
-                    writer = Writer(connect(self.settings))
+            stopping = self._forward_stop.is_set()
+            n = len(inbox)
+            if n:
+                items = [inbox.popleft() for _ in range(n)]
+                with self._lock:
+                    seq = self._next_seq
+                    self._next_seq += 1
+                    self._pending[seq] = [(g, mid, qos) for g, mid, qos, _, _, _ in items]
+                    self._in_hand += n
                 try:
-                    result = writer.write(readings, dead)
-                except _POISON as exc:
-                    log.error("database refused a batch (%s); storing message by message", exc)
-                    result = self._write_one_by_one(writer, batch)
+                    pipe.send(("chunk", seq, [(t, p, d) for _, _, _, t, p, d in items]))
+                except OSError:
+                    return  # the worker is gone: the results thread reports it
+            elif stopping:
                 break
-            except _TRANSIENT as exc:
-                self.metrics.add(db_errors=1)
-                if self.metrics.db_ok:
-                    log.warning("database unavailable (%s): %s; holding %d messages "
-                                "unacknowledged, retrying", redact_dsn(
-                                    self.settings.database_url.get_secret_value()),
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
-                                len(batch))
-                self.metrics.db_ok = False
-                if writer is not None:
-                    writer.conn.close()
-                    writer = None
-                if self._abandon.wait(delay):
-                    log.warning("stopping: %d uncommitted messages left to the broker",
-                                len(batch))
-                    return None
-                delay = min(delay * 2, C.DB_RETRY_MAX_SECONDS)
-            except psycopg.Error as exc:
-                self.metrics.add(db_errors=1)
-                self.metrics.db_ok = False
-                log.error("database write failed: %s; retrying", exc)
-                if writer is not None:
-                    writer.conn.close()
-                    writer = None
-                if self._abandon.wait(C.DB_RETRY_MAX_SECONDS):
-                    return None
-        if not self.metrics.db_ok:
-            log.info("database available again")
-            self.metrics.db_ok = True
-        reasons = Counter(rj.reason_code.value for _, rj in dead)
-        for topic, rj in dead:
-            log.warning("dead letter %s on %s: %s", rj.reason_code.value, topic, rj.reason)
-        self.metrics.add(messages=len(batch), redeliveries=sum(1 for m in batch if m.dup))
-        self.metrics.committed(
-            messages=len(batch), stored=result.stored, duplicates=result.duplicates,
-            reasons=reasons, newest_ts_us=max((r.ts_us for r in readings), default=None),
-        )
-        return writer
+            else:
+                time.sleep(C.LINGER_SLICE_SECONDS)
+        with contextlib.suppress(OSError):
+            pipe.send(("stop",))
 
-    def _acknowledge(self, seq: int, batch: list[_Inbound]) -> None:
-        """Acknowledge committed batches in the order they were taken (MQTT wants
-        PUBACKs in receive order); a batch waits for the writers of earlier ones."""
-        with self._ack_lock:
-            self._committed[seq] = batch
-            acked = released = 0
-            generation = self._generation
-            ack = self._client.ack
-            while self._next_ack in self._committed:
-                done = self._committed.pop(self._next_ack)
-                self._next_ack += 1
-                released += len(done)
-                for m in done:
-                    if m.qos and m.generation == generation:
-                        ack(m.mid, m.qos)
-                        acked += 1
-            self._in_hand -= released
-        self.metrics.add(messages_acked=acked)
+    # --- from the worker -------------------------------------------------------------
 
-    def _write_one_by_one(self, writer: Writer, batch: list[_Inbound]) -> WriteResult:
-        stored = duplicates = dead_n = 0
-        for m in batch:
-            dead = [(m.topic, rj) for rj in m.rejections]
+    def _results_main(self) -> None:
+        pipe = self._pipe
+        while True:
             try:
-                res = writer.write(m.readings, dead)
-            except _POISON as exc:
-                reason = f"the database refused the message: {str(exc).strip()[:300]}"
-                res = writer.write([], [(m.topic, Rejection(
-                    ReasonCode.storage_rejected, reason, m.payload))])
-            stored += res.stored
-            duplicates += res.duplicates
-            dead_n += res.dead_letters
-        return WriteResult(stored=stored, duplicates=duplicates, dead_letters=dead_n)
+                message = pipe.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "done":
+                self._committed_chunks(message[1], message[2])
+            elif kind == "log":
+                logging.getLogger(message[2]).log(message[1], "%s", message[3])
+            elif kind == "db":
+                self.metrics.db_ok = message[1]
+                if message[2]:
+                    self.metrics.add(db_errors=message[2])
+            elif kind == "stopped":
+                self._abandoned = message[1]
+                self._worker_stopped.set()
+                return
+            self._maybe_summary()
+        if not self._worker_stopped.is_set():
+            code = self._process.exitcode if self._process is not None else None
+            self._fatal = IngestError(
+                f"the ingest store worker process exited unexpectedly (exit code {code}); "
+                f"{self._in_hand} messages in hand stay unacknowledged for the broker to "
+                "redeliver", hint="see the log lines before this one for the cause")
+            log.error("%s", self._fatal)
+            self._accepting = False
+            self._stop.set()
+            self._worker_stopped.set()
+
+    def _committed_chunks(self, seqs: list[int], counts: dict[str, Any]) -> None:
+        """Acknowledge every chunk now committed whose predecessors are too (MQTT wants
+        PUBACKs in receive order), with one socket write for all of them."""
+        with self._lock:
+            self._committed.update(seqs)
+            generation = self._generation
+            mids: list[int] = []
+            released = 0
+            while self._next_ack in self._committed:
+                self._committed.discard(self._next_ack)
+                tokens = self._pending.pop(self._next_ack)
+                self._next_ack += 1
+                released += len(tokens)
+                mids.extend(mid for g, mid, qos in tokens if qos == 1 and g == generation)
+            ack_many(self._client, mids)
+            self._in_hand -= released
+        self.metrics.add(messages=counts["messages"], redeliveries=counts["redeliveries"],
+                         messages_acked=len(mids))
+        self.metrics.committed(
+            messages=counts["messages"], stored=counts["stored"],
+            duplicates=counts["duplicates"], reasons=collections.Counter(counts["reasons"]),
+            newest_ts_us=counts["newest_ts_us"])
 
     def _maybe_summary(self) -> None:
         now = time.monotonic()
-        if now - self._summary_at < C.SUMMARY_INTERVAL_SECONDS:
-            return
-        self._summary_at = now
+        with self._lock:
+            if now - self._summary_at < C.SUMMARY_INTERVAL_SECONDS:
+                return
+            self._summary_at = now
         log.info("%s", self.summary_line())
 
     def summary_line(self) -> str:
@@ -302,22 +232,52 @@ class IngestService:
 
     # --- lifecycle -----------------------------------------------------------------
 
+    def start_worker(self, timeout_seconds: float = 60.0) -> None:
+        """Start the store worker process and wait until it is ready (about a second:
+        a fresh interpreter imports the parser and psycopg). ``start()`` calls it;
+        calling it first keeps that second out of a measurement. Idempotent."""
+        if self._process is not None:
+            return
+        # spawn, not fork: this process may already run threads (paho, a scheduler).
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe(duplex=True)
+        self._process = ctx.Process(
+            target=worker_main, name="parkcarbon-ingest-worker", daemon=True,
+            args=(child, self.settings, self.registry, logging.getLogger().getEffectiveLevel()))
+        self._process.start()
+        child.close()
+        answer: Any = f"no answer in {timeout_seconds:.0f} s"
+        try:
+            if self._pipe.poll(timeout_seconds):
+                answer = self._pipe.recv()
+        except (EOFError, OSError):
+            answer = "it exited (its traceback is on stderr)"
+        if answer != ("ready",):
+            self._process.kill()
+            self._process.join(5)
+            self._process = None
+            raise IngestError(f"the ingest store worker process did not start: {answer}",
+                              hint="see the lines printed before this one for the cause")
+        self._threads = [
+            threading.Thread(target=self._forward_main, name="ingest-forward", daemon=True),
+            threading.Thread(target=self._results_main, name="ingest-results", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
     def start(self) -> None:
-        """Start the threads and connect (non-blocking; paho retries the broker)."""
+        """Start the worker process and the threads, then connect (the connection is
+        non-blocking; paho retries the broker)."""
         s = self.settings
         if s.metrics_port:
             self._metrics_server = MetricsServer(self.stats, self.healthy, s.metrics_port)
             self._metrics_server.start()
-        self._writer_threads = [
-            threading.Thread(target=self._writer_main, name=f"ingest-writer-{i}", daemon=True)
-            for i in range(C.WRITER_THREADS)
-        ]
-        for thread in self._writer_threads:
-            thread.start()
+        self.start_worker()
         connect_async(self._client, s)
         self._client.loop_start()
-        log.info("ingest started: broker %s:%d (MQTT %s), database %s", s.mqtt_host,
-                 s.mqtt_port, s.mqtt_protocol, redact_dsn(s.database_url.get_secret_value()))
+        log.info("ingest started: broker %s:%d (MQTT %s), database %s, store worker pid %s",
+                 s.mqtt_host, s.mqtt_port, s.mqtt_protocol,
+                 redact_dsn(s.database_url.get_secret_value()), self._process.pid)
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         """Stop taking messages, commit and acknowledge what was received, disconnect.
@@ -327,13 +287,22 @@ class IngestService:
         """
         self._accepting = False
         self._stop.set()
-        deadline = time.monotonic() + timeout_seconds
-        for thread in self._writer_threads:
-            thread.join(max(deadline - time.monotonic(), 0.01))
-        if any(t.is_alive() for t in self._writer_threads):
-            self._abandon.set()
-            for thread in self._writer_threads:
-                thread.join(C.DB_RETRY_MAX_SECONDS + 5)
+        if self._process is not None:
+            self._forward_stop.set()
+            if not self._worker_stopped.wait(timeout_seconds):
+                with contextlib.suppress(OSError):
+                    self._pipe.send(("abandon",))
+                self._worker_stopped.wait(C.DB_RETRY_MAX_SECONDS + 5)
+            if self._abandoned:
+                log.warning("%d uncommitted messages left to the broker", self._abandoned)
+            for thread in self._threads:
+                thread.join(5)
+            self._process.join(10)
+            if self._process.is_alive():
+                log.error("the ingest store worker did not exit; killing it")
+                self._process.kill()
+                self._process.join(5)
+            self._pipe.close()
         log.info("%s", self.summary_line())
         self._client.disconnect()
         self._client.loop_stop()
@@ -343,7 +312,7 @@ class IngestService:
         log.info("ingest stopped")
 
     def run_forever(self) -> None:
-        """Start, block until SIGTERM/SIGINT (or a fatal broker error), stop."""
+        """Start, block until SIGTERM/SIGINT (or a fatal error), stop."""
         def on_signal(signum: int, frame: Any) -> None:
             log.info("signal %s: stopping", signal.Signals(signum).name)
             self._stop.set()
@@ -353,7 +322,7 @@ class IngestService:
         try:
             self.start()
             while not self._stop.wait(1.0):
-                pass
+                self._maybe_summary()
         finally:
             self.stop()
             for sig, handler in previous.items():
@@ -371,8 +340,9 @@ class IngestService:
         return self._fatal
 
     def healthy(self) -> bool:
-        """Broker session up, last database write ok, writer alive, no fatal error."""
-        alive = bool(self._writer_threads) and all(t.is_alive() for t in self._writer_threads)
+        """Broker session up, last database write ok, worker alive, no fatal error."""
+        alive = self._process is not None and self._process.is_alive() and all(
+            t.is_alive() for t in self._threads)
         return alive and self._fatal is None and self.metrics.connected and self.metrics.db_ok
 
     def wait_connected(self, timeout_seconds: float = 10.0) -> bool:

@@ -177,3 +177,37 @@ def test_documented_models_refuse_what_the_parser_refuses(parser: Parser, doc: d
     with pytest.raises(ValidationError):
         model.model_validate(doc)
     assert parser.parse("park/E01/E01-ELEC-1", json.dumps(doc).encode()).readings == []
+
+
+def test_fast_path_agrees_with_the_careful_path(parser: Parser) -> None:
+    """The fast path accepts valid readings exactly as the careful path does, and
+    leaves everything unusual (including every bad reading) to it."""
+    from parkcarbon.ingest.parse import _meter_infos
+
+    info = _meter_infos(load_registry(EXAMPLE_REGISTRY))["E01-ELEC-1"]
+    parser.parse("park/E01/E01-ELEC-1", msg(ts=NOW_S, value=1, unit="MWh"))  # cache MWh
+    valid = [
+        {"ts": int(NOW_S) - 60, "value": 12.5},
+        {"ts": int(NOW_S) - 60, "value": 7, "unit": "kWh", "seq": 3},
+        {"ts": int(NOW_S * 1000) - 1, "value": 0.0, "unit": "MWh"},
+        {"ts": "2026-06-01T19:00:00+08:00", "value": 1234.5, "unit": "kWh"},
+        {"ts": "2026-06-01T11:59:00Z", "value": 3, "seq": 0},
+    ]
+    for item in valid:
+        fast = parser._fast_reading(item, "E01-ELEC-1", info, NOW_US)
+        careful = parser._reading(item, "E01-ELEC-1", info, NOW_US)
+        assert fast is not None and fast == careful, item
+        assert type(fast) is type(careful) and fast.ts_us == careful.ts_us  # type: ignore[union-attr]
+    unusual = [
+        [1, 2], {"ts": NOW_S, "value": 1.5},  # float ts: careful rounding
+        {"ts": int(NOW_S), "value": 1, "quality": "good"}, {"ts": int(NOW_S), "value": 1, "x": 1},
+        {"ts": int(NOW_S), "value": 1, "unit": None}, {"ts": int(NOW_S)},
+        {"ts": int(NOW_S), "value": -1}, {"ts": int(NOW_S), "value": True},
+        {"ts": int(NOW_S), "value": 1, "unit": ["kWh"]}, {"ts": int(NOW_S), "value": 1, "unit": "m3"},
+        {"ts": int(NOW_S), "value": 1, "unit": "GWh"}, {"ts": int(NOW_S), "value": 1e12},
+        {"ts": int(NOW_S) + 3600, "value": 1}, {"ts": "2026-06-01T11:00:00", "value": 1},
+        {"ts": "yesterday", "value": 1}, {"ts": -5, "value": 1},
+        {"ts": int(NOW_S), "value": 1, "seq": -1}, {"ts": int(NOW_S), "value": 1, "seq": "7"},
+    ]
+    for item in unusual:
+        assert parser._fast_reading(item, "E01-ELEC-1", info, NOW_US) is None, item
