@@ -158,9 +158,9 @@ def emissions(
         SELECT e.enterprise_id, {bucket} AS bucket, date_trunc('month', e.day)::date AS month,
                e.carrier, e.scope, sum(e.quantity), sum(e.heat_gj), sum(e.co2_location_t),
                sum(e.co2_market_t), sum(e.co2_ets_t), count(e.co2_ets_t), count(*),
-               sum(e.tce_equivalent), sum(e.tce_equal_value), bool_or(e.estimated)
+               sum(e.tce_equivalent), sum(e.tce_equal_value), bool_or(e.estimated), e.plan_id
         FROM emissions_daily e WHERE {where}
-        GROUP BY 1, 2, 3, 4, 5""",
+        GROUP BY 1, 2, 3, 4, 5, e.plan_id""",
         params,
         [
             "enterprise_id",
@@ -178,6 +178,7 @@ def emissions(
             "tce_eq",
             "tce_ev",
             "estimated",
+            "plan_id",
         ],
     )
     if raw.empty:
@@ -185,21 +186,23 @@ def emissions(
         out.attrs.update(period=p.label, basis=basis, energy_basis=energy_basis, notes=[])
         return out
     # Green power share per enterprise and month (whole months of grid import).
-    green = _fetch(
-        conn,
-        """
-        SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh, m.grid_kwh
-        FROM green_power g
-        JOIN (SELECT enterprise_id, date_trunc('month', day)::date AS month,
-                     sum(quantity) AS grid_kwh
-              FROM emissions_daily WHERE carrier = 'electricity' AND scope = '2'
-                AND day >= date_trunc('month', %(d0)s::date)
-                AND day < date_trunc('month', %(d1)s::date - 1) + INTERVAL '1 month'
-              GROUP BY 1, 2) m USING (enterprise_id, month)
-        WHERE g.month >= date_trunc('month', %(d0)s::date) AND g.month < %(d1)s""",
-        params,
-        ["enterprise_id", "month", "green_kwh", "grid_kwh"],
-    )
+    if p.start.day == 1 and p.end.day == 1:  # whole months: their grid import is in raw
+        green = _fetch(
+            conn,
+            """
+            SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh
+            FROM green_power g
+            WHERE g.month >= %(d0)s AND g.month < %(d1)s""",
+            params,
+            ["enterprise_id", "month", "green_kwh"],
+        )
+        grid = raw[(raw["carrier"] == "electricity") & (raw["scope"] == "2")]
+        grid_kwh = grid.groupby(["enterprise_id", "month"], as_index=False)["quantity"].sum()
+        green = green.merge(
+            grid_kwh.rename(columns={"quantity": "grid_kwh"}), on=["enterprise_id", "month"]
+        )
+    else:
+        green = _green_whole_months(conn, params)
     green["share"] = (green["green_kwh"] / green["grid_kwh"]).clip(0, 1)
     raw = raw.merge(
         green[["enterprise_id", "month", "share"]], how="left", on=["enterprise_id", "month"]
@@ -233,43 +236,54 @@ def emissions(
         gap = raw[is_grid & (raw["n_ets"] < raw["n"])].groupby(keys).size()
         out.loc[out.index.isin(gap.index), ["scope2_co2_t", "scope12_co2_t"]] = float("nan")
     out = out.reset_index()
-    _attach_provenance(
-        conn, out, where, params, bucket, freq, p.label, basis, energy_basis, missing_ets
-    )
+    plan_ids = {k: set(v) for k, v in raw.groupby(keys)["plan_id"]}
+    _attach_provenance(conn, out, plan_ids, p.label, basis, energy_basis, missing_ets)
     names: dict[str, str] = dict(conn.execute("SELECT id, name_zh FROM enterprises").fetchall())
     out["name_zh"] = out["enterprise_id"].map(names)
     out = out[COLUMNS].sort_values(["enterprise_id", "bucket"]).reset_index(drop=True)
     return out
 
 
+def _green_whole_months(conn: psycopg.Connection, params: dict[str, Any]) -> pd.DataFrame:
+    """Green power and grid import per enterprise and whole month around the period."""
+    return _fetch(
+        conn,
+        """
+        SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh, m.grid_kwh
+        FROM green_power g
+        JOIN (SELECT enterprise_id, date_trunc('month', day)::date AS month,
+                     sum(quantity) AS grid_kwh
+              FROM emissions_daily WHERE carrier = 'electricity' AND scope = '2'
+                AND day >= date_trunc('month', %(d0)s::date)
+                AND day < date_trunc('month', %(d1)s::date - 1) + INTERVAL '1 month'
+              GROUP BY 1, 2) m USING (enterprise_id, month)
+        WHERE g.month >= date_trunc('month', %(d0)s::date) AND g.month < %(d1)s""",
+        params,
+        ["enterprise_id", "month", "green_kwh", "grid_kwh"],
+    )
+
+
 def _attach_provenance(
     conn: psycopg.Connection,
     out: pd.DataFrame,
-    where: str,
-    params: dict[str, Any],
-    bucket: str,
-    freq: str | None,
+    plan_ids: dict[tuple[Any, Any], set[int]],
     label: str,
     basis: str,
     energy_basis: str,
     missing_ets: bool,
 ) -> None:
-    """Add flags, unconfirmed and factor_ids columns and ``attrs['notes']``."""
-    rows = conn.execute(
-        f"""
-        SELECT e.enterprise_id, {bucket}, array_agg(DISTINCT e.plan_id)
-        FROM emissions_daily e WHERE {where} GROUP BY 1, 2""",
-        params,
-    ).fetchall()
+    """Add flags, unconfirmed and factor_ids columns and ``attrs['notes']``.
+
+    ``plan_ids``: the carbon_plans ids of the stored rows per (enterprise_id, bucket).
+    """
     plans = {
         r[0]: (r[1], r[2])
         for r in conn.execute("SELECT plan_id, factor_ids, flags FROM carbon_plans").fetchall()
     }
     lists: dict[str, dict[tuple, list[str]]] = {"factor_ids": {}, "flags": {}}
-    for ent, bkt, plan_ids in rows:
-        key = (ent, bkt if freq else label)
+    for key, ids in plan_ids.items():
         for n, column in enumerate(("factor_ids", "flags")):
-            items = sorted({x for p in plan_ids for x in plans[p][n]})
+            items = sorted({x for p in ids for x in plans[p][n]})
             lists[column][key] = [x for x in items if _relevant(x, basis, energy_basis)]
     extra = ["no_factor:co2.electricity.ets"] if basis == "ets" and missing_ets else []
     keys = list(zip(out["enterprise_id"], out["bucket"], strict=True))

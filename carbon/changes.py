@@ -69,13 +69,8 @@ WHERE (o.meter_id IS NULL) <> (n.meter_id IS NULL)
           OR {_FIGURE_CHANGED}))
 """
 
-ALL_NEW = """
-CREATE TEMP TABLE _changed ON COMMIT DROP AS
-SELECT meter_id, day, false AS had_old, true AS has_new, false AS figure_changed,
-       false AS filling
-FROM _rows
-"""
-
+# Rows from ``{rows}`` (the _rows table, or the computing query in parentheses) into
+# emissions_daily, in primary-key order (day, meter_id), so index inserts append.
 STORE = """
 INSERT INTO emissions_daily (meter_id, day, enterprise_id, carrier, role, scope, quantity,
     unit, heat_gj, co2_location_t, co2_market_t, co2_ets_t, tce_equivalent,
@@ -85,12 +80,15 @@ SELECT meter_id, day, enterprise_id, carrier, role, scope, quantity, unit, heat_
        CASE WHEN co2_ets_t = 'NaN' THEN NULL ELSE co2_ets_t END,
        tce_equivalent,
        CASE WHEN tce_equal_value = 'NaN' THEN NULL ELSE tce_equal_value END,
-       estimated, slots, plan_id, %(run)s, clock_timestamp()
-FROM _rows n
+       estimated, slots, plan_id, %(run)s, statement_timestamp()
+FROM {rows} n
 """
 STORE_CHANGED = """
 WHERE EXISTS (SELECT 1 FROM _changed c WHERE c.meter_id = n.meter_id AND c.day = n.day)
+ORDER BY day, meter_id
 """
+# A span with nothing stored yet: every computed row is new.
+STORE_NEW = STORE + "ORDER BY day, meter_id\n"
 
 # A restatement: a stored figure really changed (beyond EPSILON) and the stored row was
 # not a day still filling in. A new factor version giving the same figures only updates

@@ -1,8 +1,9 @@
 """The accounting run: usage per meter and local day x factor plan -> emissions_daily.
 
-The heavy work is one SQL statement: usage rows are summed per meter and local day
-(park timezone) and joined to the small factor plan (see ``plan``); pandas only builds
-the plan. A run recomputes
+The heavy work is one SQL statement: usage per meter and local day (park timezone) is
+joined to the small factor plan (see ``plan``); pandas only builds the plan. Plain
+PostgreSQL reads the per-day totals kept by triggers (``usage_day_totals``); TimescaleDB
+mode sums the usage rows. A run recomputes
 
 * every (meter, day) whose usage was derived since the previous run's watermark
   (``usage.derived_at``), or listed in ``usage_changes`` since then (usage that went
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from parkcarbon.carbon.changes import ALL_NEW, CHANGED, RESTATE, STORE, STORE_CHANGED
+from parkcarbon.carbon.changes import CHANGED, RESTATE, STORE, STORE_CHANGED, STORE_NEW
 from parkcarbon.carbon.factors import FactorLibrary, load_library, sync_factors
 from parkcarbon.carbon.models import Period, RefreshResult, parse_period
 from parkcarbon.carbon.plan import build_plan
@@ -55,8 +56,7 @@ CREATE TEMP TABLE _plan (
 ) ON COMMIT DROP
 """
 
-_COMPUTE = """
-CREATE TEMP TABLE _rows ON COMMIT DROP AS
+_SELECT_ROWS = """
 SELECT g.meter_id, g.day, p.enterprise_id, p.carrier, p.role, p.scope, g.quantity, p.unit,
        g.quantity * p.m_gj AS heat_gj,
        g.quantity * p.m_location AS co2_location_t,
@@ -68,6 +68,7 @@ SELECT g.meter_id, g.day, p.enterprise_id, p.carrier, p.role, p.scope, g.quantit
 FROM ({agg}) g
 JOIN _plan p ON p.meter_id = g.meter_id AND g.day >= p.d0 AND g.day < p.d1
 """
+_COMPUTE = "CREATE TEMP TABLE _rows ON COMMIT DROP AS " + _SELECT_ROWS
 
 # Converting every usage row to local time is the most expensive part of the run, so
 # where the park's UTC offset is constant over the span (Asia/Shanghai: always) rows are
@@ -100,6 +101,25 @@ JOIN usage u ON u.meter_id = d.meter_id
             AND u.ts >= (d.day::timestamp AT TIME ZONE %(tz)s)
             AND u.ts < ((d.day + 1)::timestamp AT TIME ZONE %(tz)s)
 GROUP BY 1, 2
+"""
+
+# Plain PostgreSQL keeps usage per meter and local day in usage_day_totals (migration
+# 0005, exact through triggers on usage): the run reads ~440,000 rows for a year of
+# 1,200 meters instead of grouping 42 million. TimescaleDB mode groups usage (above).
+_TOTALS = "usage_day_totals"
+_AGG_TOTALS_RANGE = """
+SELECT t.meter_id, (t.bucket AT TIME ZONE %(tz)s)::date AS day, t.quantity,
+       t.estimated_slots > 0 AS estimated, t.slots
+FROM usage_day_totals t
+WHERE t.bucket >= %(t0)s AND t.bucket < %(t1)s
+"""
+
+_AGG_TOTALS_DIRTY = """
+SELECT d.meter_id, d.day, t.quantity, t.estimated_slots > 0 AS estimated, t.slots
+FROM _dirty d
+JOIN usage_day_totals t ON t.meter_id = d.meter_id
+                       AND t.bucket >= (d.day::timestamp AT TIME ZONE %(tz)s)
+                       AND t.bucket < ((d.day + 1)::timestamp AT TIME ZONE %(tz)s)
 """
 
 
@@ -300,49 +320,55 @@ def refresh(
             )
             _copy_plan(conn, plan)
             params = {"tz": tz, "run": run_id, "eps": EPSILON}
+            totals = _row(conn, "SELECT to_regclass(%s) IS NOT NULL", (_TOTALS,))[0]
+            fresh = False
             if full:
                 zone = ZoneInfo(tz)
                 t0, t1 = Period("span", span[0], span[1], "span").utc_bounds(zone)
                 origin = _fixed_origin(zone, span[0], span[1])
-                agg = _AGG_RANGE if origin is None else _AGG_RANGE_FIXED
-                conn.execute(
-                    _COMPUTE.format(agg=agg), {**params, "t0": t0, "t1": t1, "origin": origin}
-                )
-                # Nothing stored for the span (its first accounting): every row is new.
+                if totals:
+                    agg = _AGG_TOTALS_RANGE
+                else:
+                    agg = _AGG_RANGE if origin is None else _AGG_RANGE_FIXED
+                params.update(t0=t0, t1=t1, origin=origin)
+                # Nothing stored for the span (its first accounting): every row is new,
+                # nothing to compare or restate, so the rows go straight to the table.
                 fresh = not _row(
                     conn,
                     "SELECT EXISTS (SELECT 1 FROM emissions_daily WHERE day >= %s AND day < %s)",
                     span,
                 )[0]
-                conn.execute(
-                    "CREATE TEMP TABLE _dirty ON COMMIT DROP AS SELECT meter_id, day FROM _rows"
-                    if fresh
-                    else "CREATE TEMP TABLE _dirty ON COMMIT DROP AS SELECT meter_id, day "
-                    "FROM emissions_daily WHERE day >= %s AND day < %s "
-                    "UNION SELECT meter_id, day FROM _rows",
-                    None if fresh else span,
-                )
+                if fresh:
+                    written = checked = conn.execute(
+                        STORE_NEW.format(rows=f"({_SELECT_ROWS.format(agg=agg)})"), params
+                    ).rowcount
+                else:
+                    conn.execute(_COMPUTE.format(agg=agg), params)
+                    conn.execute(
+                        "CREATE TEMP TABLE _dirty ON COMMIT DROP AS SELECT meter_id, day "
+                        "FROM emissions_daily WHERE day >= %s AND day < %s "
+                        "UNION SELECT meter_id, day FROM _rows",
+                        span,
+                    )
             else:
-                fresh = False
                 _mark_dirty(conn, tz, prev)
-                conn.execute(_COMPUTE.format(agg=_AGG_DIRTY), params)
-            if fresh:
-                conn.execute(ALL_NEW)
-            else:
+                conn.execute(
+                    _COMPUTE.format(agg=_AGG_TOTALS_DIRTY if totals else _AGG_DIRTY), params
+                )
+            if not fresh:
                 conn.execute("ANALYZE _rows, _dirty")  # temp tables: no autovacuum statistics
                 conn.execute(CHANGED, params)
                 restated = conn.execute(RESTATE, params).rowcount
-            checked, filled, removed = _row(
-                conn,
-                "SELECT (SELECT count(*) FROM _dirty), count(*) FILTER (WHERE filling), "
-                "count(*) FILTER (WHERE had_old AND NOT has_new) FROM _changed",
-            )
-            if not fresh:
+                checked, filled, removed = _row(
+                    conn,
+                    "SELECT (SELECT count(*) FROM _dirty), count(*) FILTER (WHERE filling), "
+                    "count(*) FILTER (WHERE had_old AND NOT has_new) FROM _changed",
+                )
                 conn.execute(
                     "DELETE FROM emissions_daily e USING _changed c "
                     "WHERE e.meter_id = c.meter_id AND e.day = c.day"
                 )
-            written = conn.execute(STORE + ("" if fresh else STORE_CHANGED), params).rowcount
+                written = conn.execute(STORE.format(rows="_rows") + STORE_CHANGED, params).rowcount
         conn.execute(
             "UPDATE accounting_runs SET finished_at = clock_timestamp(), rows_written = %s, "
             "rows_restated = %s WHERE run_id = %s",

@@ -247,3 +247,81 @@ def test_green_power_changes_are_logged_as_market_based_restatements(migrated_ds
         market = emissions(conn, period="2026-03", basis="market")
         assert market["scope2_co2_t"].sum() == pytest.approx(third.new_co2_market_t)
         assert green_power_restatements(conn, period="2026-04").empty
+
+
+def _usage_by_day(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT meter_id, date_trunc('day', ts, 'Asia/Shanghai'), sum(quantity), "
+        "bool_or(estimated), count(*) FROM usage GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_plain_day_totals_follow_every_kind_of_usage_write(migrated_dsn: str) -> None:
+    """usage_day_totals (plain mode) stays equal to grouping usage after inserts,
+    upserts, updates that move slots across days, deletes and truncate."""
+    with connect(migrated_dsn) as conn:
+        if conn.execute("SELECT to_regclass('usage_day_totals')").fetchone() == (None,):
+            pytest.skip("TimescaleDB mode: usage_daily is a continuous aggregate")
+        put_usage(conn, "E01-ELEC-1", local(2026, 1, 1, 20), 40, 2.5)  # across midnight
+        put_usage(conn, "E02-GAS-1", local(2026, 1, 1), 96, 1.0)
+        conn.execute(
+            "INSERT INTO usage (meter_id, ts, quantity, estimated) VALUES (%s, %s, 7, true) "
+            "ON CONFLICT (meter_id, ts) DO UPDATE SET quantity = excluded.quantity, "
+            "estimated = excluded.estimated",
+            ("E01-ELEC-1", local(2026, 1, 1, 20)),
+        )
+        conn.execute(  # one slot moves to another day
+            "UPDATE usage SET ts = ts + interval '3 days' WHERE meter_id = 'E02-GAS-1' "
+            "AND ts = %s",
+            (local(2026, 1, 1, 5),),
+        )
+        conn.execute(  # the whole first local day of E01 goes: its row must go too
+            "DELETE FROM usage WHERE meter_id = 'E01-ELEC-1' AND ts < %s",
+            (local(2026, 1, 2),),
+        )
+        view = conn.execute("SELECT * FROM usage_daily ORDER BY 1, 2").fetchall()
+        assert view == _usage_by_day(conn)
+        assert [(r[0], r[1].astimezone(TZ).day, r[4]) for r in view] == [
+            ("E01-ELEC-1", 2, 24), ("E02-GAS-1", 1, 95), ("E02-GAS-1", 4, 1)]
+        conn.execute("DELETE FROM usage WHERE meter_id = 'E02-GAS-1'")
+        conn.execute(
+            "INSERT INTO usage (meter_id, ts, quantity, estimated) VALUES (%s, %s, 1, true)",
+            ("E03-ELEC-1", local(2026, 1, 5)),
+        )
+        assert conn.execute("SELECT * FROM usage_daily ORDER BY 1, 2").fetchall() == (
+            _usage_by_day(conn)
+        )
+        conn.execute("TRUNCATE usage")
+        assert conn.execute("SELECT count(*) FROM usage_day_totals").fetchone() == (0,)
+
+
+def test_accounting_from_day_totals_equals_accounting_from_usage_rows(
+    migrated_dsn: str,
+) -> None:
+    """The plain-mode run reads usage_day_totals; without them (as in TimescaleDB
+    mode) it groups the usage rows. Both give the same stored figures."""
+    settings = load_settings(database_url=migrated_dsn)
+    with connect(migrated_dsn) as conn:
+        put_usage(conn, "E01-ELEC-1", local(2026, 1, 30, 13), 500, 10.0)  # across a month
+        put_usage(conn, "E02-GAS-1", local(2026, 1, 31), 96 + 7, 1.25)
+        conn.execute(
+            "UPDATE usage SET estimated = true WHERE meter_id = 'E02-GAS-1' AND ts = %s",
+            (local(2026, 1, 31, 3),),
+        )
+        conn.commit()
+        refresh(conn, settings, period="2026", force=True)
+        conn.commit()
+        columns = ("meter_id, day, quantity, co2_location_t, tce_equivalent, estimated, "
+                   "slots, plan_id")
+        from_totals = conn.execute(
+            f"SELECT {columns} FROM emissions_daily ORDER BY 1, 2").fetchall()
+        assert len(from_totals) == 6 + 2
+        conn.execute("TRUNCATE emissions_daily")
+        conn.execute("DROP TABLE IF EXISTS usage_day_totals CASCADE")  # the view goes too
+        conn.commit()
+        refresh(conn, settings, period="2026", force=True)
+        conn.commit()
+        from_rows = conn.execute(f"SELECT {columns} FROM emissions_daily ORDER BY 1, 2")
+        assert from_rows.fetchall() == from_totals  # amounts exact in binary: any order
+        again = refresh(conn, settings, period="2026", force=True)
+        assert (again.days_recomputed, again.restated) == (0, 0)
