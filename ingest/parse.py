@@ -30,6 +30,7 @@ _MAX_QUALITY_CHARS = 32
 _MAX_SEQ = 2**63 - 1  # bigint column
 _SHOWN_CHARS = 60  # how much of a bad value a reason quotes
 _INF = math.inf
+_MAX_EXACT_INT = 2**53  # larger JSON integers take the careful path (float conversion)
 # Reading(...) runs a generated __new__ in Python; tuple.__new__ builds the same
 # NamedTuple in half the time (the hot path builds one per reading).
 _new_reading = tuple.__new__
@@ -90,8 +91,8 @@ class Parser:
         self._future_us = int(future_tolerance_seconds * 1e6)
         self._past_us = int(past_horizon_days * 86400 * 1e6)
         self._clock = clock
-        # (unit, carrier) -> factor, or the UnitError message for a unit that cannot serve
-        self._factors: dict[tuple[str, str], float | UnitError] = {}
+        # carrier -> unit -> factor, or the UnitError for a unit that cannot serve
+        self._unit_factors: dict[str, dict[str, float | UnitError]] = {}
         # topic -> (enterprise, meter, info) for topics that passed the checks; bounded
         # by the registry (only registered meter topics get in).
         self._topics: dict[str, tuple[str, str, _MeterInfo]] = {}
@@ -168,10 +169,9 @@ class Parser:
             if not isinstance(items, list) or not items:
                 return reject(payload, ReasonCode.bad_payload,
                               "'readings' must be a non-empty list", ent_id, meter_id)
-            fast = self._fast_reading
+            fast = self._fast_reader(meter_id, info, now_us)
             for index, item in enumerate(items):
-                outcome = fast(item, meter_id, info, now_us) or self._reading(
-                    item, meter_id, info, now_us)
+                outcome = fast(item) or self._reading(item, meter_id, info, now_us)
                 if isinstance(outcome, Reading):
                     readings.append(outcome)
                 else:
@@ -197,54 +197,75 @@ class Parser:
     def _fast_reading(
         self, item: Any, meter_id: str, info: _MeterInfo, now_us: int
     ) -> Reading | None:
-        """The common, valid reading, accepted with the fewest checks that prove it
-        valid (a batch of 100 readings parses ~2x faster). Anything unusual returns
-        None and ``_reading`` decides, with the precise reason if it is bad; both give
-        the same Reading for the same valid input (tested)."""
-        if type(item) is not dict:
-            return None
-        ts = item.get("ts")
-        value = item.get("value")
-        unit = item.get("unit")
-        seq = item.get("seq")
-        present = 2 + (unit is not None) + (seq is not None)
-        if len(item) != present or ts is None or value is None:
-            return None  # other keys (quality, unknown, explicit nulls) or missing ones
-        if unit is None:
-            unit = info.unit
-        elif type(unit) is not str:
-            return None
-        factor = self._factors.get((unit, info.carrier_key))
-        if type(factor) is not float:
-            return None  # unit not seen yet, or one that cannot serve
-        kind = type(value)
-        if (kind is not float and kind is not int) or not 0 <= value < _INF:
-            return None
-        canonical = value * factor
-        if canonical > info.max_canonical or (
-            info.rollover_canonical is not None and canonical > info.rollover_canonical
-        ):
-            return None
-        kind = type(ts)
-        if kind is int:
-            if ts < 0:
+        """``_fast_reader(...)(item)``: one reading through the fast path."""
+        return self._fast_reader(meter_id, info, now_us)(item)
+
+    def _fast_reader(
+        self, meter_id: str, info: _MeterInfo, now_us: int
+    ) -> Callable[[Any], Reading | None]:
+        """The fast path for the readings of one message: accepts the common, valid
+        reading with the fewest checks that prove it valid, everything it needs bound
+        in a closure (a batch of 100 readings parses ~2x faster than through
+        ``_reading``). Anything unusual gives None and ``_reading`` decides, with the
+        precise reason if it is bad; both give the same Reading for the same valid
+        input (tested)."""
+        factors = self._unit_factors.setdefault(info.carrier_key, {})
+        default_unit = info.unit
+        top = info.max_canonical
+        if info.rollover_canonical is not None:
+            top = min(top, info.rollover_canonical)
+        lo, hi = now_us - self._past_us, now_us + self._future_us
+        ms_from = C.EPOCH_MS_THRESHOLD
+        inf, max_seq, max_exact = _INF, _MAX_SEQ, _MAX_EXACT_INT
+        new, reading = _new_reading, Reading
+        fromisoformat, epoch, one_us = datetime.fromisoformat, _EPOCH, _ONE_US
+
+        def fast(item: Any) -> Reading | None:
+            if type(item) is not dict:
                 return None
-            ts_us = ts * 1000 if ts >= C.EPOCH_MS_THRESHOLD else ts * 1_000_000
-        elif kind is str:
-            try:
-                dt = datetime.fromisoformat(ts)
-            except ValueError:
+            ts: Any = item.get("ts")
+            value: Any = item.get("value")  # a missing one fails the type check below
+            unit: Any = item.get("unit")
+            seq: Any = item.get("seq")
+            if len(item) != 2 + (unit is not None) + (seq is not None) or ts is None:
+                return None  # other keys (quality, unknown, explicit nulls) or missing ones
+            if unit is None:
+                factor = factors.get(default_unit)
+            elif type(unit) is str:
+                factor = factors.get(unit)
+            else:
                 return None
-            if dt.tzinfo is None or dt.utcoffset() is None:
+            if type(factor) is not float:
+                return None  # unit not seen yet, or one that cannot serve
+            kind = type(value)
+            if kind is float:
+                if not 0 <= value < inf:
+                    return None
+            elif kind is not int or not 0 <= value <= max_exact:
                 return None
-            ts_us = (dt - _EPOCH) // _ONE_US
-        else:
-            return None  # floats take the careful path (rounding, non-finite)
-        if not now_us - self._past_us <= ts_us <= now_us + self._future_us:
-            return None
-        if seq is not None and (type(seq) is not int or not 0 <= seq <= _MAX_SEQ):
-            return None
-        return _new_reading(Reading, (meter_id, ts_us, float(canonical), seq, None))
+            canonical = value * factor
+            if canonical > top:
+                return None
+            kind = type(ts)
+            if kind is int:
+                ts_us = ts * 1000 if ts >= ms_from else ts * 1_000_000
+            elif kind is str:
+                try:
+                    dt = fromisoformat(ts)
+                except ValueError:
+                    return None
+                if dt.tzinfo is None or dt.utcoffset() is None:
+                    return None
+                ts_us = (dt - epoch) // one_us
+            else:
+                return None  # floats take the careful path (rounding, non-finite)
+            if not lo <= ts_us <= hi:
+                return None
+            if seq is not None and (type(seq) is not int or not 0 <= seq <= max_seq):
+                return None
+            return new(reading, (meter_id, ts_us, canonical, seq, None))
+
+        return fast
 
     def _reading(
         self, item: Any, meter_id: str, info: _MeterInfo, now_us: int
@@ -263,14 +284,14 @@ class Parser:
             unit = info.unit
         elif not isinstance(unit, str):
             return ReasonCode.bad_unit, f"unit must be a string, got {_show(unit)}"
-        key = (unit, info.carrier_key)
-        factor = self._factors.get(key)
+        known_units = self._unit_factors.setdefault(info.carrier_key, {})
+        factor = known_units.get(unit)
         if factor is None:
             try:
                 factor = canonical_factor(unit, info.carrier)
             except UnitError as exc:
                 factor = exc
-            self._factors[key] = factor
+            known_units[unit] = factor
         if isinstance(factor, UnitError):
             code = ReasonCode.unit_mismatch if "cannot measure" in str(factor) else (
                 ReasonCode.bad_unit
@@ -280,6 +301,8 @@ class Parser:
         value = item["value"]
         if type(value) is not float and type(value) is not int:
             return ReasonCode.bad_value, f"value must be a JSON number, got {_show(value)}"
+        if type(value) is int and value.bit_length() > 1000:  # beyond any float
+            return ReasonCode.absurd_value, f"value {_show(value)} is beyond any meter's range"
         if not math.isfinite(value):
             return ReasonCode.bad_value, f"value {value!r} is not finite"
         if value < 0:

@@ -5,8 +5,9 @@ only appends the raw message to an inbox), a forwarder thread that sends the inb
 in chunks to the store worker every few milliseconds, and a results thread that
 acknowledges chunks once the worker reports them committed, in receive order, with
 one write per run of PUBACKs. The store worker (``parkcarbon.ingest.worker``, a
-process of its own) parses, COPYs and commits. Keeping paho alone with this process's
-interpreter lock is what lets ingest keep up with a bare paho subscriber.
+process of its own, started as a fresh interpreter) parses, COPYs and commits.
+Keeping paho alone with this process's interpreter lock is what lets ingest keep up
+with a bare paho subscriber.
 
 A message is acknowledged (paho manual ack) only after everything it carried is
 committed, as readings or as dead letters; acknowledgements of a previous connection
@@ -21,10 +22,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,13 +39,13 @@ from parkcarbon.ingest.client import AUTH_FAILURES, ack_many, connect_async, mak
 from parkcarbon.ingest.client import subscription_topic as subscription_topic
 from parkcarbon.ingest.errors import BrokerAuthError, IngestError
 from parkcarbon.ingest.metrics import IngestStats, Metrics, MetricsServer, summary_text
-from parkcarbon.ingest.worker import worker_main
 from parkcarbon.registry import Registry
 from parkcarbon.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # (connection generation, packet id, QoS) of a message sent to the worker
+_WORKER_BOOT = "import sys; from parkcarbon.ingest.worker import main; main(int(sys.argv[1]))"
 _Token = tuple[int, int, int]
 
 
@@ -70,7 +74,7 @@ class IngestService:
         self._fatal: IngestError | None = None
         self._last_receive = time.monotonic()
         self._pipe: Any = None
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
         self._metrics_server: MetricsServer | None = None
         self._summary_at = time.monotonic()
@@ -133,13 +137,20 @@ class IngestService:
     # --- to the worker ---------------------------------------------------------------
 
     def _forward_main(self) -> None:
-        """Every ``LINGER_SLICE_SECONDS``: send what arrived as one chunk."""
+        """Every ``LINGER_SLICE_SECONDS``: send what arrived, in chunks of at most
+        ``CHUNK_MAX_MESSAGES`` messages and about ``CHUNK_MAX_BYTES`` of payload."""
         inbox, pipe = self._inbox, self._pipe
         while True:
             stopping = self._forward_stop.is_set()
             n = len(inbox)
             if n:
-                items = [inbox.popleft() for _ in range(n)]
+                items = []
+                size = 0
+                while inbox and len(items) < C.CHUNK_MAX_MESSAGES and size < C.CHUNK_MAX_BYTES:
+                    item = inbox.popleft()
+                    items.append(item)
+                    size += len(item[4])
+                n = len(items)
                 with self._lock:
                     seq = self._next_seq
                     self._next_seq += 1
@@ -149,10 +160,11 @@ class IngestService:
                     pipe.send(("chunk", seq, [(t, p, d) for _, _, _, t, p, d in items]))
                 except OSError:
                     return  # the worker is gone: the results thread reports it
+                if inbox:
+                    continue  # more than one chunk's worth arrived
             elif stopping:
                 break
-            else:
-                time.sleep(C.LINGER_SLICE_SECONDS)
+            time.sleep(C.LINGER_SLICE_SECONDS)
         with contextlib.suppress(OSError):
             pipe.send(("stop",))
 
@@ -180,7 +192,7 @@ class IngestService:
                 return
             self._maybe_summary()
         if not self._worker_stopped.is_set():
-            code = self._process.exitcode if self._process is not None else None
+            code = self._process.wait(5) if self._process is not None else None
             self._fatal = IngestError(
                 f"the ingest store worker process exited unexpectedly (exit code {code}); "
                 f"{self._in_hand} messages in hand stay unacknowledged for the broker to "
@@ -238,14 +250,19 @@ class IngestService:
         calling it first keeps that second out of a measurement. Idempotent."""
         if self._process is not None:
             return
-        # spawn, not fork: this process may already run threads (paho, a scheduler).
-        ctx = multiprocessing.get_context("spawn")
-        self._pipe, child = ctx.Pipe(duplex=True)
-        self._process = ctx.Process(
-            target=worker_main, name="parkcarbon-ingest-worker", daemon=True,
-            args=(child, self.settings, self.registry, logging.getLogger().getEffectiveLevel()))
-        self._process.start()
-        child.close()
+        # A fresh interpreter (not fork: this process may already run threads, paho or a
+        # scheduler; not multiprocessing's spawn: it re-runs the caller's main script,
+        # which breaks any script without a __main__ guard). One socket pair carries
+        # pickled tuples both ways (multiprocessing.connection framing).
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_BOOT, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self._pipe = Connection(ours.detach())
+        self._pipe.send((self.settings, self.registry, logging.getLogger().getEffectiveLevel()))
         answer: Any = f"no answer in {timeout_seconds:.0f} s"
         try:
             if self._pipe.poll(timeout_seconds):
@@ -254,7 +271,7 @@ class IngestService:
             answer = "it exited (its traceback is on stderr)"
         if answer != ("ready",):
             self._process.kill()
-            self._process.join(5)
+            self._process.wait(5)
             self._process = None
             raise IngestError(f"the ingest store worker process did not start: {answer}",
                               hint="see the lines printed before this one for the cause")
@@ -277,7 +294,8 @@ class IngestService:
         self._client.loop_start()
         log.info("ingest started: broker %s:%d (MQTT %s), database %s, store worker pid %s",
                  s.mqtt_host, s.mqtt_port, s.mqtt_protocol,
-                 redact_dsn(s.database_url.get_secret_value()), self._process.pid)
+                 redact_dsn(s.database_url.get_secret_value()),
+                 self._process.pid if self._process else None)
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         """Stop taking messages, commit and acknowledge what was received, disconnect.
@@ -297,11 +315,12 @@ class IngestService:
                 log.warning("%d uncommitted messages left to the broker", self._abandoned)
             for thread in self._threads:
                 thread.join(5)
-            self._process.join(10)
-            if self._process.is_alive():
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
                 log.error("the ingest store worker did not exit; killing it")
                 self._process.kill()
-                self._process.join(5)
+                self._process.wait(5)
             self._pipe.close()
         log.info("%s", self.summary_line())
         self._client.disconnect()
@@ -341,7 +360,7 @@ class IngestService:
 
     def healthy(self) -> bool:
         """Broker session up, last database write ok, worker alive, no fatal error."""
-        alive = self._process is not None and self._process.is_alive() and all(
+        alive = self._process is not None and self._process.poll() is None and all(
             t.is_alive() for t in self._threads)
         return alive and self._fatal is None and self.metrics.connected and self.metrics.db_ok
 

@@ -6,7 +6,8 @@ message costs in Python, parsing and building the COPY stream, runs here, on the
 core, so it never competes with paho for the interpreter lock (measured: in one
 process that competition held ingest at ~0.7x a bare paho subscriber).
 
-Protocol over one duplex ``multiprocessing`` pipe, every message a tuple:
+Protocol over one socket pair (``multiprocessing.connection`` framing), every message a
+pickled tuple; the first, from the service, is ``(settings, registry, log_level)``:
 
 service -> worker
     ``("chunk", seq, [(topic_bytes, payload, dup), ...])``  messages in receive order
@@ -293,11 +294,22 @@ class StoreWorker:
         return WriteResult(stored=stored, duplicates=duplicates, dead_letters=dead_n)
 
 
-def worker_main(pipe: Connection, settings: Settings, registry: Registry,
-                log_level: int) -> None:
-    """Entry point of the worker process (``multiprocessing`` spawn target)."""
+def main(fd: int) -> None:
+    """Entry point of the worker process: ``fd`` is its end of the service's socket
+    pair; the first message is ``(settings, registry, log_level)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pipe = Connection(fd)
+    try:
+        settings, registry, log_level = pipe.recv()
+    except (EOFError, OSError):
+        return  # the service went away before it sent anything
+    worker_main(pipe, settings, registry, log_level)
+
+
+def worker_main(pipe: Connection, settings: Settings, registry: Registry,
+                log_level: int) -> None:
+    """Run the store worker on ``pipe`` until told to stop or the service is gone."""
     worker = StoreWorker(pipe, settings, registry)
     root = logging.getLogger()
     root.handlers[:] = [_PipeLogHandler(worker.send)]

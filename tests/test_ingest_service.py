@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -10,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -232,3 +236,56 @@ def test_reconnects_after_broker_restart(migrated_dsn: str, broker: Broker,
             assert time.monotonic() < deadline, "the reading after the restart was not stored"
             time.sleep(0.05)
     assert rows(migrated_dsn, "SELECT value FROM readings ORDER BY ts") == [(1.0,), (2.0,)]
+
+
+def test_store_worker_death_stops_ingest_with_an_error_and_loses_nothing(
+        migrated_dsn: str, broker: Broker, registry: Registry) -> None:
+    """The parsing/writing process dies (OOM killer, a crash): the service reports a
+    fatal error and turns unhealthy; what it held unacknowledged comes back from the
+    broker to the next run."""
+    settings = settings_for(migrated_dsn, broker)
+    now = time.time()
+    service = IngestService(settings, registry)
+    service.start()
+    try:
+        assert service.wait_connected(10)
+        time.sleep(0.2)
+        mqtt_publish(broker, [("park/E07/E07-GAS-1", reading(now - 30, 1.0))])
+        assert flush_and_wait_idle(service, min_messages=1, timeout_seconds=20)
+        service._process.kill()
+        deadline = time.monotonic() + 10
+        while service.fatal_error is None:
+            assert time.monotonic() < deadline, "worker death not noticed"
+            time.sleep(0.05)
+        assert "store worker process exited unexpectedly" in str(service.fatal_error)
+        assert not service.healthy()
+        mqtt_publish(broker, [("park/E07/E07-GAS-1", reading(now - 20, 2.0))])
+    finally:
+        service.stop(timeout_seconds=5)
+    with running(settings, registry) as svc:  # same client id: the session's backlog
+        assert flush_and_wait_idle(svc, min_messages=1, timeout_seconds=20)
+    assert rows(migrated_dsn, "SELECT value FROM readings ORDER BY ts") == [(1.0,), (2.0,)]
+
+
+def test_service_starts_from_a_script_without_a_main_guard(
+        migrated_dsn: str, broker: Broker, tmp_path: Path) -> None:
+    """The worker is a fresh interpreter that never re-runs the caller's script (as
+    multiprocessing's spawn would: an unguarded script then fails to start it)."""
+    script = tmp_path / "embed.py"
+    script.write_text(textwrap.dedent(f"""
+        from parkcarbon.ingest.service import IngestService
+        from parkcarbon.registry import load_registry
+        from parkcarbon.settings import Settings
+        settings = Settings(database_url={migrated_dsn!r}, mqtt_port={broker.port},
+                            mqtt_username={broker.username!r},
+                            mqtt_password={broker.password!r}, metrics_port=None)
+        service = IngestService(settings, load_registry({str(EXAMPLE_REGISTRY)!r}))
+        service.start()
+        assert service.wait_connected(10)
+        service.stop()
+        print("started and stopped")
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "started and stopped"
