@@ -3,7 +3,7 @@
 ::
 
     Supervisor(settings, registry, parts=("ingest", "scheduler"))
-     ├── ingest     parkcarbon.ingest.service.IngestService (its own threads)
+     ├── ingest     parkcarbon.ingest.service.IngestService (its threads + a store worker process)
      ├── scheduler  APScheduler BackgroundScheduler running parkcarbon.jobs
      └── endpoint   on settings.metrics_port: GET /healthz (200 when every part is
                     healthy, 503 otherwise, JSON details) and GET /metrics (the
