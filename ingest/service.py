@@ -144,7 +144,7 @@ class IngestService:
             stopping = self._forward_stop.is_set()
             n = len(inbox)
             if n:
-                items = []
+                items: list[tuple[int, int, int, bytes, bytes, bool]] = []
                 size = 0
                 while inbox and len(items) < C.CHUNK_MAX_MESSAGES and size < C.CHUNK_MAX_BYTES:
                     item = inbox.popleft()
