@@ -192,7 +192,10 @@ class IngestService:
                 return
             self._maybe_summary()
         if not self._worker_stopped.is_set():
-            code = self._process.wait(5) if self._process is not None else None
+            code = None
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._process.wait(5)
             self._fatal = IngestError(
                 f"the ingest store worker process exited unexpectedly (exit code {code}); "
                 f"{self._in_hand} messages in hand stay unacknowledged for the broker to "

@@ -203,22 +203,30 @@ class StoreWorker:
     def _writer_main(self) -> None:
         writer: Writer | None = None
         while True:
+            if self._abandon.is_set():  # the service gave up, or is gone: nothing more
+                self._drop_queue()      # will be acknowledged, so stop writing
+                break
             batch = self._take()
             if batch:
                 writer = self._commit(batch, writer)
                 if writer is None:  # abandoned during an outage: never acknowledged
-                    self._abandoned += sum(len(c.messages) for c in batch)
-                    # and everything still queued: the service is stopping
-                    while True:
-                        try:
-                            self._abandoned += len(self._queue.get_nowait().messages)
-                        except queue.Empty:
-                            break
+                    with self._take_lock:
+                        self._abandoned += sum(len(c.messages) for c in batch)
+                    self._drop_queue()
                     break
             elif self._stop.is_set() and self._queue.empty():
                 break
         if writer is not None:
             writer.conn.close()
+
+    def _drop_queue(self) -> None:
+        """Count what is still queued as abandoned (the broker redelivers it)."""
+        with self._take_lock:
+            while True:
+                try:
+                    self._abandoned += len(self._queue.get_nowait().messages)
+                except queue.Empty:
+                    return
 
     def _commit(self, batch: list[Chunk], writer: Writer | None) -> Writer | None:
         messages = [m for chunk in batch for m in chunk.messages]
