@@ -325,7 +325,7 @@ def refresh(
             if full:
                 zone = ZoneInfo(tz)
                 t0, t1 = Period("span", span[0], span[1], "span").utc_bounds(zone)
-                origin = _fixed_origin(zone, span[0], span[1])
+                origin = None if totals else _fixed_origin(zone, span[0], span[1])
                 if totals:
                     agg = _AGG_TOTALS_RANGE
                 else:

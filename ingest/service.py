@@ -44,8 +44,9 @@ from parkcarbon.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# (connection generation, packet id, QoS) of a message sent to the worker
+# How the store worker process starts: its end of the socket pair is argv[1].
 _WORKER_BOOT = "import sys; from parkcarbon.ingest.worker import main; main(int(sys.argv[1]))"
+# (connection generation, packet id, QoS) of a message sent to the worker
 _Token = tuple[int, int, int]
 
 
@@ -73,7 +74,7 @@ class IngestService:
         self._abandoned = 0
         self._fatal: IngestError | None = None
         self._last_receive = time.monotonic()
-        self._pipe: Any = None
+        self._pipe: Any = None  # multiprocessing.connection.Connection once started
         self._process: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
         self._metrics_server: MetricsServer | None = None

@@ -149,8 +149,8 @@ class StoreWorker:
                 break
             kind = message[0]
             if kind == "chunk":
-                parse = self.parser
-                parsed = [parse_raw(parse, raw) for raw in message[2]]
+                parser = self.parser
+                parsed = [parse_raw(parser, raw) for raw in message[2]]
                 self._queue.put(Chunk(message[1], parsed, sum(len(p.readings) for p in parsed)))
             elif kind == "stop":
                 self._stop.set()
