@@ -35,8 +35,8 @@ from psycopg import conninfo, sql
 ROOT = Path(__file__).resolve().parent.parent
 
 from parkcarbon.db import connect  # noqa: E402
-from parkcarbon.ingest.derive import derive_usage  # noqa: E402
-from parkcarbon.ingest.simulate import FAULTS, generate, publish  # noqa: E402
+from parkcarbon.ingest.simulator.simulate import FAULTS, generate, publish  # noqa: E402
+from parkcarbon.ingest.usage.derive import derive_usage  # noqa: E402
 from parkcarbon.registry import load_registry  # noqa: E402
 from parkcarbon.schema import migrate  # noqa: E402
 from parkcarbon.sync import sync_registry  # noqa: E402

@@ -37,6 +37,7 @@ from psycopg import conninfo, sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from parkcarbon import mqtt as pcmqtt  # noqa: E402
 from parkcarbon.db import connect  # noqa: E402
 from parkcarbon.ingest.service import IngestService  # noqa: E402
 from parkcarbon.registry import load_registry  # noqa: E402
@@ -118,12 +119,7 @@ def bare_client(broker: Broker, client_id: str) -> mqtt.Client:
 
 def drop_session(broker: Broker, client_id: str) -> None:
     """End a persistent session (connect clean), so it stops queueing later publishes."""
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                    protocol=mqtt.MQTTv311, clean_session=True)
-    c.username_pw_set(broker.username, broker.password)
-    c.connect("127.0.0.1", broker.port)
-    c.loop_start()
-    time.sleep(0.2)
+    c = pcmqtt.connect(broker.settings(), client_id=client_id, protocol="3.1.1")
     c.disconnect()
     c.loop_stop()
 
@@ -174,8 +170,7 @@ def ingest_rate(broker: Broker, dsn: str, kind: str, count: int, per_batch: int,
                         mqtt_protocol="3.1.1")
     svc = IngestService(settings, registry)
     svc.start()
-    svc.wait_connected(10)
-    time.sleep(0.3)
+    svc.wait_subscribed(10)
     svc.stop()
     publish(broker, kind, count, per_batch, base_ts)
     svc = IngestService(settings, registry)

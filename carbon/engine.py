@@ -34,10 +34,10 @@ from parkcarbon.carbon.changes import CHANGED, RESTATE, STORE, STORE_CHANGED, ST
 from parkcarbon.carbon.factors import FactorLibrary, load_library, sync_factors
 from parkcarbon.carbon.models import Period, RefreshResult, parse_period
 from parkcarbon.carbon.plan import build_plan
+from parkcarbon.db import LockKey
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x636F3274  # "co2t": one accounting run at a time per database
 # Usage committed late with an older derived_at: re-read this much before the watermark
 # when other sessions' transactions cannot be seen in pg_stat_activity (see _watermark).
 WATERMARK_OVERLAP = "10 minutes"
@@ -275,7 +275,7 @@ def refresh(
         "natural_gas_kind": settings.natural_gas_kind,
     }
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LockKey.ACCOUNTING,))
         # Inside a caller's transaction this is a savepoint and ON COMMIT DROP waits for
         # the caller's commit: drop leftovers of an earlier run in the same transaction.
         conn.execute("DROP TABLE IF EXISTS _plan, _rows, _raw, _dirty, _changed")

@@ -7,8 +7,10 @@
      │    ├── FactorError          factor library or park override is invalid
      │    └── TargetsError         targets or economics file is invalid
      └── CarbonError               accounting cannot proceed
-          ├── PeriodError          a --period string is not YYYY, YYYY-MM or YYYY-MM-DD
           └── MissingFactorError   no factor applies to a meter on a day
+
+A ``--period`` that is not understood raises ``parkcarbon.errors.PeriodError`` (periods
+are a foundation, ``parkcarbon.periods``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,6 @@ class TargetsError(ConfigError):
 
 class CarbonError(ParkcarbonError):
     """Carbon accounting cannot proceed."""
-
-
-class PeriodError(CarbonError):
-    """A period string is not understood."""
-
-    exit_code = 2
 
 
 class MissingFactorError(CarbonError):

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import click
 
-from parkcarbon.cli import AppContext, echo_json, pass_app
-
-
-def register(group: click.Group) -> None:
-    """Add this package's commands to the `parkcarbon` group."""
-    group.add_command(ingest_command)
-    group.add_command(deadletters_group)
+from parkcarbon.clikit import AppContext, echo_json, pass_app
 
 
 @click.command("ingest")

@@ -1,5 +1,8 @@
 """The paho-mqtt 2 client of the ingest service: persistent session, manual acks.
 
+Made by the one client factory (``parkcarbon.mqtt.make_client``: credentials, TLS,
+reconnect backoff); this module adds what only ingest needs.
+
 MQTT 5: ``clean_start=False`` with a Session Expiry Interval and a Receive Maximum (the
 in-flight window). MQTT 3.1.1: ``clean_session=False`` (the broker's own window).
 """
@@ -10,16 +13,15 @@ import struct
 from collections.abc import Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from parkcarbon import mqtt as pcmqtt
 from parkcarbon.ingest import constants as C
+from parkcarbon.mqtt import AUTH_FAILURES
 from parkcarbon.settings import Settings
 
-# CONNACK reason codes that retrying cannot fix: Bad user name or password, Not
-# authorized (paho maps MQTT 3.1.1 return codes 4 and 5 to these).
-AUTH_FAILURES = frozenset({134, 135})
+__all__ = ["AUTH_FAILURES", "ack_many", "connect_async", "make_client", "subscription_topic"]
 
 
 def subscription_topic(settings: Settings) -> str:
@@ -29,30 +31,10 @@ def subscription_topic(settings: Settings) -> str:
 
 
 def make_client(settings: Settings) -> mqtt.Client:
-    """A client with the fixed id, credentials, TLS and reconnect backoff (no callbacks)."""
-    s = settings
-    v5 = s.mqtt_protocol == "5"
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=s.mqtt_client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else False,
-        manual_ack=True,
+    """The ingest client: fixed id, persistent session, manual acknowledgements."""
+    return pcmqtt.make_client(
+        settings, client_id=settings.mqtt_client_id, clean=False, manual_ack=True
     )
-    apply_credentials(client, s)
-    client.reconnect_delay_set(C.MQTT_RECONNECT_MIN_SECONDS, C.MQTT_RECONNECT_MAX_SECONDS)
-    return client
-
-
-def apply_credentials(client: mqtt.Client, settings: Settings) -> None:
-    """User name, password and TLS from the settings (every client of ours uses this)."""
-    if settings.mqtt_username:
-        secret = settings.mqtt_password
-        client.username_pw_set(
-            settings.mqtt_username, secret.get_secret_value() if secret else None
-        )
-    if settings.mqtt_tls:
-        client.tls_set(ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
 
 
 def connect_async(client: mqtt.Client, settings: Settings) -> None:
@@ -62,10 +44,10 @@ def connect_async(client: mqtt.Client, settings: Settings) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.mqtt_session_expiry_seconds
         props.ReceiveMaximum = C.RECEIVE_MAXIMUM
-        client.connect_async(s.mqtt_host, s.mqtt_port, C.MQTT_KEEPALIVE_SECONDS,
+        client.connect_async(s.mqtt_host, s.mqtt_port, pcmqtt.KEEPALIVE_SECONDS,
                              clean_start=False, properties=props)
     else:
-        client.connect_async(s.mqtt_host, s.mqtt_port, C.MQTT_KEEPALIVE_SECONDS)
+        client.connect_async(s.mqtt_host, s.mqtt_port, pcmqtt.KEEPALIVE_SECONDS)
 
 
 _PUBACK = 0x40  # MQTT control packet type 4, flags 0

@@ -60,10 +60,7 @@ CHUNK_MAX_BYTES = 128 * 1024
 DB_RETRY_INITIAL_SECONDS = 0.2
 DB_RETRY_MAX_SECONDS = 10.0
 
-# Broker reconnect backoff (paho's own loop); bad credentials are never retried.
-MQTT_RECONNECT_MIN_SECONDS = 1
-MQTT_RECONNECT_MAX_SECONDS = 30
-MQTT_KEEPALIVE_SECONDS = 30
+# Broker reconnect backoff and keepalive: parkcarbon.mqtt (one for every client).
 
 # One-line summary in the log every this many seconds.
 SUMMARY_INTERVAL_SECONDS = 60.0

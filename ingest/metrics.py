@@ -1,9 +1,8 @@
-"""Ingest counters and a Prometheus text endpoint (``/metrics``, ``/healthz``).
+"""Ingest counters and their Prometheus text (served by ``parkcarbon.http``).
 
 ``Metrics`` holds monotonically increasing counters updated by the writer thread and
 the MQTT callbacks (under a lock: cheap next to a database commit). ``snapshot()``
-returns the frozen ``IngestStats``. ``MetricsServer`` serves them with the stdlib
-``http.server`` in a daemon thread; ``/healthz`` answers 200 or 503.
+returns the frozen ``IngestStats``; ``prometheus_text`` renders them for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from parkcarbon.ingest.errors import MetricsError
 
 log = logging.getLogger(__name__)
 
@@ -152,57 +148,3 @@ def prometheus_text(stats: IngestStats) -> str:
         metric = f"parkcarbon_ingest_{name}"
         out += [f"# HELP {metric} {text}", f"# TYPE {metric} gauge", f"{metric} {value}"]
     return "\n".join(out) + "\n"
-
-
-class MetricsServer:
-    """Serves ``/metrics`` (Prometheus text) and ``/healthz`` on ``host:port``."""
-
-    def __init__(self, stats: Callable[[], IngestStats], healthy: Callable[[], bool],
-                 port: int, host: str = "0.0.0.0") -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/metrics":
-                    body, status = prometheus_text(outer.stats()).encode(), 200
-                    ctype = "text/plain; version=0.0.4; charset=utf-8"
-                elif self.path.split("?")[0] == "/healthz":
-                    ok = outer.healthy()
-                    body, status = (b"ok\n", 200) if ok else (b"unhealthy\n", 503)
-                    ctype = "text/plain; charset=utf-8"
-                else:
-                    body, status, ctype = b"not found\n", 404, "text/plain"
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                log.debug("metrics: " + format, *args)
-
-        self.stats, self.healthy = stats, healthy
-        try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
-        except OSError as exc:
-            raise MetricsError(
-                f"cannot serve metrics on {host}:{port}: {exc}",
-                hint="set PARKCARBON_METRICS_PORT to a free port, or 0 to turn it off",
-            ) from exc
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ingest-metrics", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-        log.info("metrics on http://%s:%d/metrics", *self._server.server_address[:2])
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

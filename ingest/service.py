@@ -22,25 +22,27 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from parkcarbon.db import redact_dsn
+from parkcarbon.http import HealthServer
 from parkcarbon.ingest import constants as C
 from parkcarbon.ingest.client import AUTH_FAILURES, ack_many, connect_async, make_client
 from parkcarbon.ingest.client import subscription_topic as subscription_topic
-from parkcarbon.ingest.errors import BrokerAuthError, IngestError
-from parkcarbon.ingest.metrics import IngestStats, Metrics, MetricsServer, summary_text
+from parkcarbon.ingest.errors import BrokerAuthError, BrokerError, IngestError
+from parkcarbon.ingest.metrics import IngestStats, Metrics, prometheus_text, summary_text
 from parkcarbon.registry import Registry
 from parkcarbon.settings import Settings
+from parkcarbon.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +71,16 @@ class IngestService:
         self._generation = 0
         self._accepting = True
         self._stop = threading.Event()  # run_forever: stop
+        self._subscribed = threading.Event()  # SUBACK of the current connection received
         self._forward_stop = threading.Event()  # forwarder: send the rest, then "stop"
         self._worker_stopped = threading.Event()
         self._abandoned = 0
-        self._fatal: IngestError | None = None
+        self._fatal: IngestError | BrokerError | None = None
         self._last_receive = time.monotonic()
         self._pipe: Any = None  # multiprocessing.connection.Connection once started
         self._process: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
-        self._metrics_server: MetricsServer | None = None
+        self._metrics_server: HealthServer | None = None
         self._summary_at = time.monotonic()
         self._summary_prev: tuple[float, int] = (time.monotonic(), 0)
         self.metrics.queued_fn = lambda: len(self._inbox) + self._in_hand
@@ -118,13 +121,17 @@ class IngestService:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: Any, properties: Any) -> None:
-        for rc in reason_codes:
-            if rc.is_failure:
-                log.error("broker refused the subscription: %s", rc)
+        failures = [rc for rc in reason_codes if rc.is_failure]
+        for rc in failures:
+            log.error("broker refused the subscription: %s", rc)
+        if not failures:
+            log.info("subscribed to %s", subscription_topic(self.settings))
+            self._subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                        reason_code: Any, properties: Any) -> None:
         self.metrics.connected = False
+        self._subscribed.clear()
         if self._accepting and self._fatal is None:
             log.warning("disconnected from broker: %s; reconnecting", reason_code)
 
@@ -291,7 +298,7 @@ class IngestService:
         non-blocking; paho retries the broker)."""
         s = self.settings
         if s.metrics_port:
-            self._metrics_server = MetricsServer(self.stats, self.healthy, s.metrics_port)
+            self._metrics_server = HealthServer(self.health, self.metrics_text, s.metrics_port)
             self._metrics_server.start()
         self.start_worker()
         connect_async(self._client, s)
@@ -336,20 +343,13 @@ class IngestService:
 
     def run_forever(self) -> None:
         """Start, block until SIGTERM/SIGINT (or a fatal error), stop."""
-        def on_signal(signum: int, frame: Any) -> None:
-            log.info("signal %s: stopping", signal.Signals(signum).name)
-            self._stop.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM,
-                                                                   signal.SIGINT)}
-        try:
-            self.start()
-            while not self._stop.wait(1.0):
-                self._maybe_summary()
-        finally:
-            self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with stop_on_signals(self._stop):
+            try:
+                self.start()
+                while not self._stop.wait(1.0):
+                    self._maybe_summary()
+            finally:
+                self.stop()
         if self._fatal is not None:
             raise self._fatal
 
@@ -358,8 +358,17 @@ class IngestService:
     def stats(self) -> IngestStats:
         return self.metrics.snapshot()
 
+    def health(self) -> dict[str, Any]:
+        """The /healthz report of ``parkcarbon ingest`` (same shape as ``parkcarbon run``)."""
+        ok = self.healthy()
+        return {"parts": ["ingest"], "healthy": ok,
+                "ingest": {"healthy": ok, "stats": asdict(self.stats())}}
+
+    def metrics_text(self) -> str:
+        return prometheus_text(self.stats())
+
     @property
-    def fatal_error(self) -> IngestError | None:
+    def fatal_error(self) -> IngestError | BrokerError | None:
         return self._fatal
 
     def healthy(self) -> bool:
@@ -368,14 +377,16 @@ class IngestService:
             t.is_alive() for t in self._threads)
         return alive and self._fatal is None and self.metrics.connected and self.metrics.db_ok
 
-    def wait_connected(self, timeout_seconds: float = 10.0) -> bool:
+    def wait_subscribed(self, timeout_seconds: float = 10.0) -> bool:
+        """Block until the broker has granted the subscription (SUBACK received), so
+        what is published from now on reaches ingest. False on timeout; raises the
+        fatal error (bad credentials) if there is one."""
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self._fatal is not None:
                 raise self._fatal
-            if self.metrics.connected:
+            if self._subscribed.wait(0.02):
                 return True
-            time.sleep(0.02)
         return False
 
     def wait_idle(self, quiet_seconds: float = 0.5, timeout_seconds: float = 30.0) -> bool:

@@ -1,55 +1,32 @@
-"""The ``parkcarbon`` command group.
+"""The ``parkcarbon`` command group: the composition root of the command tree.
 
-Each subpackage adds its commands through a ``register(group)`` function in its own
-``cli`` module (listed in ``COMMAND_MODULES``). User errors (any ``ParkcarbonError``)
-print as one line, plus a hint line where there is one, and exit with the error's
-``exit_code``: 2 usage, 3 configuration, 4 database, 5 broker, 1 other.
+This is the one module of the foundations that imports feature packages: it lists
+their command groups explicitly (``COMMAND_GROUPS`` below), so a command group that
+fails to import is an error at start-up, never a silently missing command. Feature
+CLIs build on ``parkcarbon.clikit`` and never import this module.
+
+User errors (any ``ParkcarbonError``) print as one line, plus a hint line where there
+is one, and exit with the error's ``exit_code``: 2 usage, 3 configuration, 4 database,
+5 broker, 1 other.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
 from parkcarbon import __version__, logs
+from parkcarbon.carbon.cli import COMMANDS as CARBON_COMMANDS
+from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.demo.cli import demo_command
 from parkcarbon.errors import ParkcarbonError
-from parkcarbon.settings import Settings, load_settings, settings_markdown
-
-COMMAND_MODULES = [
-    "parkcarbon.ingest.cli",
-    "parkcarbon.ingest.sim_cli",
-    "parkcarbon.carbon.cli",
-    "parkcarbon.service_cli",
-]
-
-
-@dataclass
-class AppContext:
-    """What every command gets through ``click.pass_obj``."""
-
-    config_file: Path | None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    _settings: Settings | None = None
-
-    def settings(self, **more: Any) -> Settings:
-        if more:
-            return load_settings(self.config_file, **self.overrides, **more)
-        if self._settings is None:
-            self._settings = load_settings(self.config_file, **self.overrides)
-        return self._settings
-
-
-pass_app = click.make_pass_decorator(AppContext)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+from parkcarbon.ingest.cli import deadletters_group, ingest_command
+from parkcarbon.ingest.simulator.cli import simulate_command
+from parkcarbon.ingest.usage.cli import usage_group
+from parkcarbon.runtime.cli import run_command
+from parkcarbon.settings import Settings, settings_markdown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -226,13 +203,19 @@ def db_status(app: AppContext, as_json: bool) -> None:
         click.echo(f"timescaledb: {available}")
 
 
-def _register_subcommands() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        module.register(cli)
-
-
-_register_subcommands()
+# The feature command groups, in the order ``parkcarbon --help`` lists them after
+# ``config`` and ``db`` (defined above). A new package adds its group here.
+COMMAND_GROUPS: list[click.Command] = [
+    ingest_command,
+    deadletters_group,
+    usage_group,
+    simulate_command,
+    *CARBON_COMMANDS,
+    run_command,
+    demo_command,
+]
+for _command in COMMAND_GROUPS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Database access: connections, pools, DSN handling. Every module goes through here.
+"""Database access: connections, DSN handling, the storage mode, advisory-lock keys.
+Every module goes through here.
 
 Connections are psycopg 3 connections with ``dict_row``-free defaults (tuples) and
 UTC session time zone, so ``timestamptz`` values come back as aware UTC datetimes
@@ -9,19 +10,47 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from enum import IntEnum
+from typing import Any, Literal
 
 import psycopg
 from psycopg import conninfo, sql
-from psycopg_pool import ConnectionPool
 
+from parkcarbon import queries as Q
 from parkcarbon.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5  # fail fast on an unreachable server; the CLI says so in one line
+
+StorageMode = Literal["timescale", "plain"]
+
+
+class LockKey(IntEnum):
+    """Keys of the PostgreSQL advisory locks parkcarbon takes, all in one place so no two
+    jobs ever share one by accident (each is its name in ASCII)."""
+
+    MIGRATE = 0x7061726B  # "park": one ``db migrate`` at a time (session lock)
+    DERIVE = 0x75736167  # "usag": one usage derivation at a time (transaction lock)
+    ACCOUNTING = 0x636F3274  # "co2t": one accounting run at a time (transaction lock)
+
+
+def meta_value(conn: psycopg.Connection, key: str) -> str | None:
+    """A value the migration runner stored in ``parkcarbon_meta`` (None if unset)."""
+    row = conn.execute(Q.META_VALUE, (key,)).fetchone()
+    return row[0] if row else None
+
+
+def storage_mode(conn: psycopg.Connection) -> StorageMode | None:
+    """The storage mode the database was set up with, or None before ``db migrate``.
+
+    The one place that decides it: ``db migrate`` records the mode it chose (or was
+    forced to) in ``parkcarbon_meta``; everything else reads it from there.
+    """
+    mode = meta_value(conn, "storage_mode")
+    if mode not in (None, "timescale", "plain"):
+        raise DatabaseError(f"parkcarbon_meta holds an unknown storage mode {mode!r}")
+    return mode  # type: ignore[return-value]
 
 
 def redact_dsn(dsn: str) -> str:
@@ -53,26 +82,6 @@ def connect(settings_or_dsn: Any, *, autocommit: bool = False) -> psycopg.Connec
             f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}",
             hint="is PostgreSQL running? set PARKCARBON_DATABASE_URL",
         ) from exc
-
-
-def make_pool(settings_or_dsn: Any, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
-    """A connection pool with explicit defaults; open it with ``pool.open(wait=True)``."""
-    return ConnectionPool(
-        dsn_of(settings_or_dsn),
-        kwargs=_kwargs(),
-        min_size=min_size,
-        max_size=max_size,
-        timeout=30.0,
-        max_idle=10 * 60.0,
-        open=False,
-    )
-
-
-@contextmanager
-def transaction(settings_or_dsn: Any) -> Iterator[psycopg.Connection]:
-    """A connection inside one transaction, committed on success, closed afterwards."""
-    with connect(settings_or_dsn) as conn:
-        yield conn
 
 
 def _first_line(exc: BaseException) -> str:

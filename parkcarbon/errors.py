@@ -2,16 +2,23 @@
 
 ::
 
-    ParkcarbonError                 base of everything raised on purpose
-     ├── ConfigError                settings, registry or targets file is wrong;
+    ParkcarbonError                 base of everything raised on purpose (exit code 1)
+     ├── UsageError                 a command-line value is wrong (exit code 2)
+     │    └── PeriodError           a period is not YYYY, YYYY-MM or YYYY-MM-DD
+     ├── ConfigError                settings, registry or targets file is wrong (3);
      │                              ``problems`` lists every problem found at once
-     ├── UnitError                  a unit is unknown or cannot measure a carrier
-     └── DatabaseError              the database is unreachable or inconsistent
-          └── MigrationError        the schema cannot be brought up to date
+     ├── UnitError                  a unit is unknown or cannot measure a carrier (3)
+     ├── DatabaseError              the database is unreachable or inconsistent (4)
+     │    └── MigrationError        the schema cannot be brought up to date
+     ├── BrokerError                the MQTT broker cannot be used (5)
+     │    └── BrokerAuthError       the broker refused the credentials: no retry
+     └── EndpointError              the HTTP health/metrics endpoint cannot listen
 
-Subpackages derive their own errors from these (``parkcarbon.ingest.errors`` and so
-on). The CLI turns any ``ParkcarbonError`` into one line on stderr and a non-zero
-exit code (``exit_code``); anything else is a bug and keeps its traceback.
+Each feature package draws its own tree from these in its ``errors`` module
+(``parkcarbon.ingest.errors``, ``parkcarbon.carbon.errors``,
+``parkcarbon.runtime.errors``, ``parkcarbon.demo.errors``). The CLI turns any
+``ParkcarbonError`` into one line on stderr and a non-zero exit code (``exit_code``);
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -60,3 +67,27 @@ class DatabaseError(ParkcarbonError):
 
 class MigrationError(DatabaseError):
     """Migrations cannot be applied (mode mismatch, failed statement, ...)."""
+
+
+class UsageError(ParkcarbonError):
+    """A value given on the command line is not understood."""
+
+    exit_code = 2
+
+
+class PeriodError(UsageError):
+    """A period string is not understood."""
+
+
+class BrokerError(ParkcarbonError):
+    """The MQTT broker is unreachable or refuses the connection."""
+
+    exit_code = 5
+
+
+class BrokerAuthError(BrokerError):
+    """Bad user name, password or authorisation: retrying cannot help."""
+
+
+class EndpointError(ParkcarbonError):
+    """The HTTP endpoint (health, metrics) cannot listen on its address."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from parkcarbon import queries as Q
 from parkcarbon.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -31,29 +32,14 @@ def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
     park = registry.park
     with conn.transaction():
         conn.execute(
-            """
-            INSERT INTO park (id, name, name_zh, timezone, land_area_mu, latitude, longitude)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_zh = excluded.name_zh,
-                timezone = excluded.timezone, land_area_mu = excluded.land_area_mu,
-                latitude = excluded.latitude, longitude = excluded.longitude,
-                updated_at = now()
-            """,
+            Q.UPSERT_PARK,
             (park.id, park.name, park.name_zh, park.timezone, park.land_area_mu,
              park.latitude, park.longitude),
         )
-        conn.execute("DELETE FROM park WHERE id <> %s", (park.id,))
+        conn.execute(Q.DELETE_OTHER_PARKS, (park.id,))
         with conn.cursor() as cur:
             cur.executemany(
-                """
-                INSERT INTO enterprises (id, name_zh, name_en, credit_code, sector,
-                                         land_area_mu, contacts, active)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, true)
-                ON CONFLICT (id) DO UPDATE SET name_zh = excluded.name_zh,
-                    name_en = excluded.name_en, credit_code = excluded.credit_code,
-                    sector = excluded.sector, land_area_mu = excluded.land_area_mu,
-                    contacts = excluded.contacts, active = true, updated_at = now()
-                """,
+                Q.UPSERT_ENTERPRISE,
                 [
                     (e.id, e.name_zh, e.name_en, e.credit_code, e.sector.value,
                      e.land_area_mu,
@@ -63,19 +49,7 @@ def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
                 ],
             )
             cur.executemany(
-                """
-                INSERT INTO meters (id, enterprise_id, carrier, role, counter_type, unit,
-                                    reported_unit, multiplier, rollover_value,
-                                    interval_seconds, active)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true)
-                ON CONFLICT (id) DO UPDATE SET enterprise_id = excluded.enterprise_id,
-                    carrier = excluded.carrier, role = excluded.role,
-                    counter_type = excluded.counter_type, unit = excluded.unit,
-                    reported_unit = excluded.reported_unit, multiplier = excluded.multiplier,
-                    rollover_value = excluded.rollover_value,
-                    interval_seconds = excluded.interval_seconds, active = true,
-                    updated_at = now()
-                """,
+                Q.UPSERT_METER,
                 [
                     (m.id, m.enterprise, m.carrier.value, m.role.value, m.counter.value,
                      m.canonical_unit, m.unit, m.multiplier,
@@ -86,17 +60,15 @@ def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
             )
             ids = [m.id for m in registry.meters]
             cur.execute(
-                "UPDATE meters SET active = false, updated_at = now() "
-                "WHERE active AND NOT (id = ANY(%s))",
+                Q.DEACTIVATE_METERS,
                 (ids,),
             )
             deactivated = cur.rowcount
             cur.execute(
-                "UPDATE enterprises SET active = false, updated_at = now() "
-                "WHERE active AND NOT (id = ANY(%s))",
+                Q.DEACTIVATE_ENTERPRISES,
                 ([e.id for e in registry.enterprises],),
             )
-            cur.execute("DELETE FROM meter_replacements WHERE meter_id = ANY(%s)", (ids,))
+            cur.execute(Q.DELETE_REPLACEMENTS, (ids,))
             rows = [
                 (m.id, r.at, r.final_reading * m.unit_factor,
                  r.initial_reading * m.unit_factor, r.note)
@@ -104,8 +76,7 @@ def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
                 for r in m.replacements
             ]
             cur.executemany(
-                "INSERT INTO meter_replacements (meter_id, replaced_at, final_reading, "
-                "initial_reading, note) VALUES (%s, %s, %s, %s, %s)",
+                Q.INSERT_REPLACEMENT,
                 rows,
             )
     result = SyncResult(

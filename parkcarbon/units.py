@@ -17,6 +17,9 @@ coal           t           kg, 吨, 万吨
 ``canonical_factor(unit, carrier)`` gives the multiplier from ``unit`` to the
 carrier's canonical unit, or raises ``UnitError`` naming the unit and carrier.
 It is cached: ingest calls it for every reading.
+
+``SLOT_SECONDS`` is the length of a usage slot (15 minutes): counters become usage per
+slot, and every rollup, accounting run and panel counts in whole slots.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from functools import lru_cache
 import pint
 
 from parkcarbon.errors import UnitError
+
+# Usage slots are 15 minutes, UTC-aligned (schema 0001_core: ``usage.ts``), the
+# resolution of China's online energy-monitoring rules; every UTC offset in use is a
+# multiple of 15 minutes, so local hours and days are whole slots.
+SLOT_SECONDS = 900
 
 ureg: pint.UnitRegistry = pint.UnitRegistry(cache_folder=None, autoconvert_offset_to_baseunit=True)
 # GB/T 2589-2020: 1 kgce = 29 271 kJ (7 000 kcal).
@@ -152,8 +160,3 @@ def canonical_factor(unit: str, carrier: Carrier | str) -> float:
 def to_canonical(value: float, unit: str, carrier: Carrier | str) -> float:
     """``value`` in ``unit`` expressed in the carrier's canonical unit."""
     return value * canonical_factor(unit, carrier)
-
-
-def quantity(value: float, carrier: Carrier | str) -> pint.Quantity:
-    """A pint quantity for a canonical value of ``carrier``."""
-    return Q_(value, ureg.parse_units(_PINT_CANONICAL[CANONICAL_UNIT[Carrier(carrier)]]))

@@ -7,20 +7,15 @@ import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal
 
 import psycopg
 from psycopg import sql
 
-from parkcarbon.db import connect, ensure_database
+from parkcarbon.db import LockKey, StorageMode, connect, ensure_database, meta_value
 from parkcarbon.errors import MigrationError
 
 log = logging.getLogger(__name__)
 
-StorageMode = Literal["timescale", "plain"]
-# Key of the session advisory lock that serialises migrations (any constant works;
-# this one is hashtext('parkcarbon.migrate') fixed at design time).
-LOCK_KEY = 0x7061726B  # "park"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _BOOTSTRAP = """
@@ -116,9 +111,7 @@ def discover() -> list[Migration]:
     return found
 
 
-def _meta(conn: psycopg.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM parkcarbon_meta WHERE key = %s", (key,)).fetchone()
-    return row[0] if row else None
+_meta = meta_value
 
 
 def _set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
@@ -217,11 +210,11 @@ def migrate(
         ensure_database(settings_or_dsn)
     migrations = discover()
     with connect(settings_or_dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (LockKey.MIGRATE,))
         try:
             return _migrate_locked(conn, migrations, mode, timezone)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LockKey.MIGRATE,))
 
 
 def _migrate_locked(

@@ -19,18 +19,12 @@ from datetime import datetime
 
 import psycopg
 
-from parkcarbon.db import connect
+from parkcarbon.db import connect, storage_mode
 from parkcarbon.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
 ROLLUP_VIEWS = ("usage_hourly", "usage_daily")
-
-
-def storage_mode(conn: psycopg.Connection) -> str | None:
-    """The storage mode the database was set up with (``plain``/``timescale``), or None."""
-    row = conn.execute("SELECT value FROM parkcarbon_meta WHERE key = 'storage_mode'").fetchone()
-    return row[0] if row else None
 
 
 def refresh_rollups(

@@ -1,0 +1,82 @@
+"""The one HTTP endpoint of a parkcarbon process: ``/healthz`` and ``/metrics``.
+
+``/healthz`` (also ``/health``) answers the JSON report of ``health()`` with status 200
+when its ``healthy`` member is true and 503 otherwise; ``/metrics`` answers the
+Prometheus text of ``metrics()``. ``parkcarbon run`` and ``parkcarbon ingest`` both
+serve through it, so both answer the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from parkcarbon.errors import EndpointError
+
+log = logging.getLogger(__name__)
+
+
+class HealthServer:
+    """Serves ``health()`` as JSON at /healthz (/health) and ``metrics()`` at /metrics.
+
+    Raises ``EndpointError`` when the port cannot be bound.
+    """
+
+    def __init__(
+        self,
+        health: Callable[[], dict[str, Any]],
+        metrics: Callable[[], str],
+        port: int,
+        host: str = "0.0.0.0",
+    ) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path in ("/healthz", "/health"):
+                    report = health()
+                    body = json.dumps(report, default=str).encode()
+                    status, ctype = (200 if report["healthy"] else 503), "application/json"
+                elif path == "/metrics":
+                    body, status = metrics().encode(), 200
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("health: " + format, *args)
+
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise EndpointError(
+                f"cannot serve /healthz and /metrics on {host}:{port}: {exc}",
+                hint="set PARKCARBON_METRICS_PORT to a free port (0 turns it off)",
+            ) from exc
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="parkcarbon-health", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("health and metrics on http://%s:%d/healthz and /metrics",
+                 *self._server.server_address[:2])
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
