@@ -13,13 +13,15 @@ is one, and exit with the error's ``exit_code``: 2 usage, 3 configuration, 4 dat
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from parkcarbon import __version__, logs
 from parkcarbon.carbon.cli import COMMANDS as CARBON_COMMANDS
-from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.clikit import AppContext, emit_mapping, format_option, pass_app
 from parkcarbon.demo.cli import demo_command
 from parkcarbon.errors import ParkcarbonError
 from parkcarbon.ingest.cli import deadletters_group, ingest_command
@@ -88,9 +90,9 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@format_option
 @pass_app
-def config_check(app: AppContext, as_json: bool) -> None:
+def config_check(app: AppContext, fmt: str) -> None:
     """Validate the registry file and print a summary (enterprises, meters by carrier).
 
     Every problem is listed with file, entry and field; the exit code is 3 if any.
@@ -98,38 +100,45 @@ def config_check(app: AppContext, as_json: bool) -> None:
     from parkcarbon.registry import load_registry
 
     registry = load_registry(app.settings().registry_file)
-    summary = registry.summary()
-    if as_json:
-        echo_json({"ok": True, **summary})
-        return
-    click.echo(f"{summary['file']}: OK")
-    click.echo(f"park: {summary['park']} ({summary['timezone']})")
-    click.echo(f"enterprises: {summary['enterprises']}")
-    for sector, n in summary["enterprises_by_sector"].items():
-        click.echo(f"  {sector:<20} {n:>4}")
-    click.echo(f"meters: {summary['meters']}")
-    for carrier, n in summary["meters_by_carrier"].items():
-        click.echo(f"  {carrier:<20} {n:>4}")
-    roles = ", ".join(f"{k} {v}" for k, v in summary["meters_by_role"].items())
-    click.echo(f"meter roles: {roles}")
+    summary = {"ok": True, **registry.summary()}
+
+    def text() -> Iterator[str]:
+        yield f"{summary['file']}: OK"
+        yield f"park: {summary['park']} ({summary['timezone']})"
+        yield f"enterprises: {summary['enterprises']}"
+        for sector, n in summary["enterprises_by_sector"].items():
+            yield f"  {sector:<20} {n:>4}"
+        yield f"meters: {summary['meters']}"
+        for carrier, n in summary["meters_by_carrier"].items():
+            yield f"  {carrier:<20} {n:>4}"
+        roles = ", ".join(f"{k} {v}" for k, v in summary["meters_by_role"].items())
+        yield f"meter roles: {roles}"
+
+    emit_mapping(summary, fmt, text)
 
 
 @config_group.command("settings")
 @click.option("--markdown", is_flag=True, help="Print the reference table as Markdown.")
+@format_option
 @pass_app
-def config_settings(app: AppContext, markdown: bool) -> None:
+def config_settings(app: AppContext, markdown: bool, fmt: str) -> None:
     """Show effective settings (secrets masked), or the reference table."""
     if markdown:
         click.echo(settings_markdown())
         return
+    from parkcarbon.db import redact_dsn
+
     settings = app.settings()
+    shown: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if name == "database_url":
-            from parkcarbon.db import redact_dsn
-
             value = redact_dsn(value.get_secret_value())
-        click.echo(f"{name} = {value}")
+        elif hasattr(value, "get_secret_value"):
+            value = "***"  # SecretStr prints masked; say so in every format
+        shown[name] = None if value is None else (value if isinstance(value, int | float | bool)
+                                                  else str(value))
+    emit_mapping(shown, fmt, lambda: (f"{k} = {v}" for k, v in shown.items()))
 
 
 # --- db ----------------------------------------------------------------------
@@ -175,32 +184,33 @@ def db_migrate(app: AppContext, mode: str | None, no_sync: bool) -> None:
 
 
 @db_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+@format_option
 @pass_app
-def db_status(app: AppContext, as_json: bool) -> None:
+def db_status(app: AppContext, fmt: str) -> None:
     """Print the schema version and the storage mode (timescale or plain)."""
     from parkcarbon.db import redact_dsn
     from parkcarbon.schema import status
 
     settings = app.settings()
     st = status(settings)
-    if as_json:
-        echo_json({"database": redact_dsn(settings.database_url.get_secret_value()),
-                   **st.as_dict()})
-        return
-    click.echo(f"database: {redact_dsn(settings.database_url.get_secret_value())}")
-    click.echo(f"schema version: {st.version} (latest {st.latest})")
-    if st.pending:
-        click.echo(f"pending migrations: {', '.join(st.pending)} (run `parkcarbon db migrate`)")
-    click.echo(f"storage mode: {st.mode or 'not set up'}")
-    click.echo(f"timezone of daily rollups: {st.timezone or '-'}")
-    if st.timescaledb_version:
-        click.echo(f"timescaledb: {st.timescaledb_version}")
-        click.echo(f"hypertables: {', '.join(st.hypertables) or '-'}")
-        click.echo(f"continuous aggregates: {', '.join(st.continuous_aggregates) or '-'}")
-    else:
-        available = "available, not created" if st.timescaledb_available else "not installed"
-        click.echo(f"timescaledb: {available}")
+    database = redact_dsn(settings.database_url.get_secret_value())
+
+    def text() -> Iterator[str]:
+        yield f"database: {database}"
+        yield f"schema version: {st.version} (latest {st.latest})"
+        if st.pending:
+            yield f"pending migrations: {', '.join(st.pending)} (run `parkcarbon db migrate`)"
+        yield f"storage mode: {st.mode or 'not set up'}"
+        yield f"timezone of daily rollups: {st.timezone or '-'}"
+        if st.timescaledb_version:
+            yield f"timescaledb: {st.timescaledb_version}"
+            yield f"hypertables: {', '.join(st.hypertables) or '-'}"
+            yield f"continuous aggregates: {', '.join(st.continuous_aggregates) or '-'}"
+        else:
+            available = "available, not created" if st.timescaledb_available else "not installed"
+            yield f"timescaledb: {available}"
+
+    emit_mapping({"database": database, **st.as_dict()}, fmt, text)
 
 
 # The feature command groups, in the order ``parkcarbon --help`` lists them after

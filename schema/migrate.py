@@ -13,25 +13,12 @@ from psycopg import sql
 
 from parkcarbon.db import LockKey, StorageMode, connect, ensure_database, meta_value
 from parkcarbon.errors import MigrationError
+from parkcarbon.schema import queries as Q
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
-_BOOTSTRAP = """
-CREATE TABLE IF NOT EXISTS parkcarbon_meta (
-    key         text PRIMARY KEY,
-    value       text NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    checksum    text NOT NULL,
-    mode        text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -116,15 +103,14 @@ _meta = meta_value
 
 def _set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
     conn.execute(
-        "INSERT INTO parkcarbon_meta (key, value) VALUES (%s, %s) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+        Q.SET_META,
         (key, value),
     )
 
 
 def _timescale_available(conn: psycopg.Connection) -> bool:
     row = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        Q.TIMESCALE_AVAILABLE
     ).fetchone()
     return row is not None
 
@@ -136,7 +122,7 @@ def _timescale_preloaded(conn: psycopg.Connection) -> bool:
     itself is readable only by privileged roles).
     """
     row = conn.execute(
-        "SELECT current_setting('timescaledb.max_background_workers', true)"
+        Q.TIMESCALE_PRELOADED
     ).fetchone()
     return row is not None and row[0] is not None
 
@@ -164,7 +150,7 @@ def _choose_mode(conn: psycopg.Connection, wanted: str) -> tuple[StorageMode, st
         return "plain", "timescaledb installed but not preloaded (shared_preload_libraries)"
     try:
         with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute(Q.CREATE_TIMESCALE)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0]
         if wanted == "timescale" or conn.broken:
@@ -185,9 +171,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def _warn_known_timescale_bugs(conn: psycopg.Connection) -> None:
-    row = conn.execute(
-        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-    ).fetchone()
+    row = conn.execute(Q.TIMESCALE_VERSION).fetchone()
     if row and _version_tuple(row[0]) < TIMESCALE_FIXED_VERSION:
         log.warning(
             "TimescaleDB %s loses new rows of an INSERT ... ON CONFLICT DO NOTHING that "
@@ -210,18 +194,18 @@ def migrate(
         ensure_database(settings_or_dsn)
     migrations = discover()
     with connect(settings_or_dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (LockKey.MIGRATE,))
+        conn.execute(Q.LOCK, (LockKey.MIGRATE,))
         try:
             return _migrate_locked(conn, migrations, mode, timezone)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LockKey.MIGRATE,))
+            conn.execute(Q.UNLOCK, (LockKey.MIGRATE,))
 
 
 def _migrate_locked(
     conn: psycopg.Connection, migrations: list[Migration], wanted: str, timezone: str
 ) -> MigrationResult:
     with conn.transaction():
-        conn.execute(_BOOTSTRAP)
+        conn.execute(Q.BOOTSTRAP)
     stored_mode = _meta(conn, "storage_mode")
     if stored_mode is None:
         chosen, reason = _choose_mode(conn, wanted)
@@ -247,7 +231,7 @@ def _migrate_locked(
                 hint=f"set PARKCARBON_TIMEZONE={stored_tz} or use a new database",
             )
     applied_rows: dict[int, str] = dict(
-        conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        conn.execute(Q.APPLIED_CHECKSUMS).fetchall()
     )
     if chosen == "timescale":
         _warn_known_timescale_bugs(conn)
@@ -268,8 +252,7 @@ def _migrate_locked(
             with conn.transaction():
                 conn.execute(sql.SQL(migration.body(chosen, timezone)))
                 conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum, mode) "
-                    "VALUES (%s, %s, %s, %s)",
+                    Q.RECORD_MIGRATION,
                     (migration.version, migration.name, migration.checksum, chosen),
                 )
         except psycopg.Error as exc:
@@ -285,33 +268,25 @@ def status(settings_or_dsn: object) -> SchemaStatus:
     """Schema version, storage mode and what TimescaleDB objects exist."""
     latest = max((m.version for m in discover()), default=0)
     with connect(settings_or_dsn, autocommit=True) as conn:
-        has_meta = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        has_meta = conn.execute(Q.HAS_MIGRATIONS_TABLE).fetchone()
         version, mode, tz, done = 0, None, None, set()
         if has_meta and has_meta[0]:
-            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+            rows = conn.execute(Q.APPLIED_VERSIONS).fetchall()
             done = {r[0] for r in rows}
             version = max(done, default=0)
             mode = _meta(conn, "storage_mode")
             tz = _meta(conn, "timezone")
-        ext = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()
+        ext = conn.execute(Q.TIMESCALE_VERSION).fetchone()
         hypertables: list[str] = []
         caggs: list[str] = []
         if ext:
             hypertables = [
                 r[0]
-                for r in conn.execute(
-                    "SELECT hypertable_name FROM timescaledb_information.hypertables "
-                    "ORDER BY 1"
-                ).fetchall()
+                for r in conn.execute(Q.HYPERTABLES).fetchall()
             ]
             caggs = [
                 r[0]
-                for r in conn.execute(
-                    "SELECT view_name FROM timescaledb_information.continuous_aggregates "
-                    "ORDER BY 1"
-                ).fetchall()
+                for r in conn.execute(Q.CONTINUOUS_AGGREGATES).fetchall()
             ]
         pending = [f"{m.version:04d}_{m.name}" for m in discover() if m.version not in done]
         return SchemaStatus(

@@ -21,6 +21,7 @@ import psycopg
 
 from parkcarbon.db import connect, storage_mode
 from parkcarbon.errors import DatabaseError
+from parkcarbon.schema import queries as Q
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,7 @@ def refresh_rollups(
         if storage_mode(conn) != "timescale":
             return False
         for view in ROLLUP_VIEWS:
-            conn.execute(
-                "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
-                (view, start, end),
-            )
+            conn.execute(Q.REFRESH_AGGREGATE, (view, start, end))
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise DatabaseError(f"cannot refresh the usage rollups: {first}") from exc

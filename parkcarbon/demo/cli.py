@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from parkcarbon.clikit import AppContext, pass_app
+from parkcarbon.clikit import AppContext, format_option, pass_app
 
 
 @click.command("demo")
@@ -45,7 +45,7 @@ from parkcarbon.clikit import AppContext, pass_app
     help="Folder of the embedded services' data (default ~/.local/share/parkcarbon, "
     "/var/lib/parkcarbon as root).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@format_option
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @pass_app
 def demo_command(
@@ -57,7 +57,7 @@ def demo_command(
     no_faults: bool,
     embedded: str,
     data_dir: Path | None,
-    as_json: bool,
+    fmt: str,
     quiet: bool,
 ) -> None:
     """Show the whole system working: services, a simulated month, ingest, accounting,
@@ -73,6 +73,6 @@ def demo_command(
         data_dir=data_dir,
         live=live,
         progress=not quiet,
-        as_json=as_json,
+        fmt=fmt,
     )
     run_demo(app, options)

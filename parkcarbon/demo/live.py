@@ -6,12 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from parkcarbon.demo.feed import Progress, publish_and_ingest
 from parkcarbon.demo.options import DemoOptions, demo_settings
 from parkcarbon.demo.services import DemoServices
+from parkcarbon.periods import local_today, utc_now
 from parkcarbon.registry import Registry
 from parkcarbon.scheduling import ScheduledJob
 from parkcarbon.settings import Settings
@@ -71,7 +71,7 @@ def run_live(
             )
             status_at = 0.0
             while pending and not stop.is_set():
-                now = datetime.now(UTC)
+                now = utc_now()
                 cut = next((i for i, m in enumerate(pending) if m.sim_time > now), len(pending))
                 due, pending = pending[:cut], pending[cut:]
                 if due:
@@ -92,7 +92,7 @@ def _live_status(settings: Settings, supervisor: Supervisor) -> str:
     from parkcarbon.carbon.accounting import emissions
     from parkcarbon.db import connect
 
-    today = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date()
+    today = local_today(ZoneInfo(settings.timezone))
     with connect(settings) as conn:
         day = emissions(conn, period=today.isoformat())
         month = emissions(conn, period=f"{today:%Y-%m}")
@@ -102,7 +102,7 @@ def _live_status(settings: Settings, supervisor: Supervisor) -> str:
     assert supervisor.ingest is not None  # the demo's supervisor always runs ingest
     st = supervisor.ingest.stats()
     return (
-        f"{datetime.now(UTC):%H:%M:%S} UTC  today {day_co2:,.1f} tCO2, {day_tce:,.1f} tce; "
+        f"{utc_now():%H:%M:%S} UTC  today {day_co2:,.1f} tCO2, {day_tce:,.1f} tce; "
         f"{today:%Y-%m} so far {month_co2:,.0f} tCO2; readings stored "
         f"{st.readings_stored:,}, dead letters {st.dead_letters}"
     )

@@ -30,7 +30,7 @@ class DemoOptions:
     data_dir: Path | None = None
     live: bool = False
     progress: bool = True
-    as_json: bool = False
+    fmt: str = "table"  # summary: table (text), csv or json
 
 
 def demo_period(

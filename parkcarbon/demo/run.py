@@ -21,12 +21,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
-from parkcarbon.clikit import AppContext, echo_json
+from parkcarbon.clikit import AppContext, emit_mapping
 from parkcarbon.demo.errors import DemoError
 from parkcarbon.demo.feed import (
     Progress,
@@ -36,6 +36,7 @@ from parkcarbon.demo.feed import (
 from parkcarbon.demo.options import DEMO_FAULTS, LIVE_HOURS, DemoOptions, demo_period, demo_settings
 from parkcarbon.demo.services import DemoServices, resolve_services
 from parkcarbon.demo.summary import DemoSummary, build_summary, render_text
+from parkcarbon.periods import utc_now
 from parkcarbon.registry import Registry, load_registry
 from parkcarbon.settings import Settings
 
@@ -82,7 +83,7 @@ def run_demo_on(
     services: DemoServices,
     options: DemoOptions,
     progress: Progress,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = utc_now,
 ) -> tuple[DemoSummary, list[Any]]:
     """Steps 2-4 on services already chosen (the tests call this).
 
@@ -148,15 +149,15 @@ def run_demo(app: AppContext, options: DemoOptions) -> DemoSummary:
     registry = load_registry(settings.registry_file)
     with resolve_services(settings, options.embedded, options.data_dir, progress) as services:
         summary, rest = run_demo_on(settings, registry, services, options, progress)
-        if options.as_json:
-            echo_json(summary.as_dict())
-        else:
+        if options.fmt == "table":
             click.echo(render_text(summary))
+        else:
+            emit_mapping(summary.as_dict(), options.fmt, list)
         if options.live:
             from parkcarbon.demo.live import run_live
 
             run_live(settings, registry, services, rest, options, progress, click.echo)
-        elif sys.stdin.isatty() and not options.as_json:
+        elif sys.stdin.isatty() and options.fmt == "table":
             click.echo(
                 "\nTo keep the park running live (ingest + scheduler, real-time "
                 "readings): parkcarbon demo --live"

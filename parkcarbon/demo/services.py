@@ -65,11 +65,12 @@ class DemoServices:
 def database_problem(dsn: str) -> str | None:
     """None if the database is usable (created if missing), else why not."""
     from parkcarbon.db import connect, ensure_database
+    from parkcarbon.demo.queries import ping
 
     try:
         ensure_database(dsn)
         with connect(dsn) as conn:
-            conn.execute("SELECT 1")
+            ping(conn)
     except ParkcarbonError as exc:
         return str(exc)
     return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from parkcarbon.db import redact_dsn
+from parkcarbon.demo import queries as Q
 from parkcarbon.registry import Registry
 from parkcarbon.settings import Settings
 from parkcarbon.units import Q_, SLOT_SECONDS
@@ -113,25 +114,11 @@ def _budget(
 def _completeness(
     conn: psycopg.Connection, registry: Registry, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE NOT estimated), count(*) FILTER (WHERE estimated) "
-        "FROM usage WHERE ts >= %s AND ts < %s",
-        (start, end),
-    ).fetchone()
-    measured, estimated = (int(row[0]), int(row[1])) if row else (0, 0)
+    measured, estimated = Q.slot_counts(conn, start, end)
     expected = len(registry.meters) * int((end - start).total_seconds() // SLOT_SECONDS)
-    readings = conn.execute(
-        "SELECT count(*) FROM readings WHERE ts >= %s AND ts <= %s", (start, end)
-    ).fetchone()
-    events: dict[str, int] = dict(
-        conn.execute(
-            "SELECT kind, count(*) FROM meter_events WHERE ts > %s AND ts <= %s GROUP BY 1 "
-            "ORDER BY 1",
-            (start, end),
-        ).fetchall()
-    )
+    events = Q.events_by_kind(conn, start, end)
     return {
-        "readings": int(readings[0]) if readings else 0,
+        "readings": Q.readings_count(conn, start, end),
         "slots_expected": expected,
         "slots_measured": measured,
         "slots_estimated": estimated,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.clikit import AppContext, emit_mapping, emit_rows, format_option, pass_app
 
 
 @click.command("run")
@@ -22,7 +22,7 @@ from parkcarbon.clikit import AppContext, echo_json, pass_app
 )
 @click.option("--list-jobs", is_flag=True, help="List the scheduled jobs and exit.")
 @click.option("--job", "job_name", help="Run one scheduled job once, now, and exit.")
-@click.option("--json", "as_json", is_flag=True, help="With --list-jobs / --job: print JSON.")
+@format_option
 @pass_app
 def run_command(
     app: AppContext,
@@ -30,7 +30,7 @@ def run_command(
     health_port: int | None,
     list_jobs: bool,
     job_name: str | None,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Run ingest and the scheduler in one supervised service until SIGTERM / SIGINT.
 
@@ -49,29 +49,24 @@ def run_command(
                 "name": j.name,
                 "every_seconds": j.interval_seconds,
                 "cron": j.cron or None,
+                "when": f"every {j.interval_seconds:g} s" if j.interval_seconds is not None
+                else "cron " + " ".join(f"{k}={v}" for k, v in j.cron.items()),
                 "description": j.description,
             }
             for j in jobs
         ]
-        if as_json:
-            echo_json(rows)
+        if fmt == "table":
+            for r in rows:
+                click.echo(f"{r['name']:<22} {r['when']:<18} {r['description']}")
             return
-        for j in jobs:
-            when = (
-                f"every {j.interval_seconds:g} s"
-                if j.interval_seconds is not None
-                else "cron " + " ".join(f"{k}={v}" for k, v in j.cron.items())
-            )
-            click.echo(f"{j.name:<22} {when:<18} {j.description}")
+        emit_rows([{k: v for k, v in r.items() if k != "when"} for r in rows], fmt, [])
         return
     registry = load_registry(settings.registry_file)
     parts = (only,) if only else ("ingest", "scheduler")
     supervisor = Supervisor(settings, registry, parts=parts, health_port=health_port)  # type: ignore[arg-type]
     if job_name:
         result = supervisor.run_job_now(job_name)
-        if as_json:
-            echo_json({"job": job_name, "result": result})
-        else:
-            click.echo(f"{job_name}: {result}")
+        emit_mapping({"job": job_name, "result": str(result)}, fmt,
+                     lambda: [f"{job_name}: {result}"])
         return
     supervisor.run_forever()

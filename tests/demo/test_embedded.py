@@ -7,12 +7,13 @@ import shutil
 import threading
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from parkcarbon import mqtt as pcmqtt
 from parkcarbon.demo.embedded import EmbeddedPostgres, port_open
 from parkcarbon.demo.local_broker import LocalBroker
+from parkcarbon.settings import Settings
 from support import EXAMPLE_REGISTRY, free_port
 
 
@@ -68,22 +69,16 @@ def test_embedded_postgres_reuses_a_running_server(data_dir: Path) -> None:
 
 def _roundtrip(broker: LocalBroker) -> list[tuple[str, bytes, int]]:
     """Subscribe QoS 1, publish QoS 1, return what the subscriber got."""
-    proto = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
+    assert broker.port is not None
+    settings = Settings(mqtt_host="127.0.0.1", mqtt_port=broker.port,
+                        mqtt_protocol=broker.protocol)  # type: ignore[arg-type]
     got: list[tuple[str, bytes, int]] = []
     received = threading.Event()
-    subscribed = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-sub", protocol=proto)
+    sub = pcmqtt.connect(settings, client_id="t-sub")
     sub.on_message = lambda c, u, m: (got.append((m.topic, m.payload, m.qos)), received.set())
-    sub.on_subscribe = lambda *a: subscribed.set()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-pub", protocol=proto)
-    assert broker.port is not None
-    sub.connect("127.0.0.1", broker.port)
-    sub.loop_start()
     try:
-        sub.subscribe("park/+/+", qos=1)
-        assert subscribed.wait(10)
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
+        pcmqtt.subscribe_and_wait(sub, "park/+/+")
+        pub = pcmqtt.connect(settings, client_id="t-pub")
         try:
             info = pub.publish("park/E01/E01-EL-1", b'{"ts": 1, "value": 2}', qos=1)
             info.wait_for_publish(10)
