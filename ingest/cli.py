@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.clikit import AppContext, Column, emit_rows, format_option, pass_app
+
+# The keys of the CSV and JSON rows (the CSV header when there are none); the table
+# is laid out by hand.
+_DEAD_LETTER_COLUMNS: list[Column] = [
+    (k, k, 0) for k in ("id", "received_at", "topic", "reason_code", "reason", "enterprise_id",
+                        "meter_id", "reading_index", "payload_bytes", "payload_preview",
+                        "replayed_at", "replay_result")
+]
+_OUTCOME_COLUMNS: list[Column] = [
+    (k, k, 0) for k in ("id", "replayed", "stored", "duplicates", "still_rejected", "result")
+]
 
 
 @click.command("ingest")
@@ -38,11 +49,14 @@ def deadletters_group() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
 @click.option("--reason", "reason_code", help="Only this reason code.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @pass_app
 def deadletters_list(app: AppContext, limit: int, include_replayed: bool,
-                     reason_code: str | None, as_json: bool) -> None:
-    """List dead letters, newest first (open ones unless --all)."""
+                     reason_code: str | None, fmt: str) -> None:
+    """List dead letters, newest first (open ones unless --all).
+
+    CSV and JSON: one row per dead letter; JSON adds "counts" (by reason code).
+    """
     from parkcarbon.db import connect
     from parkcarbon.ingest.deadletters import count_by_reason, list_dead_letters
 
@@ -50,8 +64,9 @@ def deadletters_list(app: AppContext, limit: int, include_replayed: bool,
         rows = list_dead_letters(conn, limit=limit, include_replayed=include_replayed,
                                  reason_code=reason_code)
         counts = count_by_reason(conn, include_replayed=include_replayed)
-    if as_json:
-        echo_json({"counts": counts, "dead_letters": [r.as_dict() for r in rows]})
+    if fmt != "table":
+        emit_rows([r.as_dict() for r in rows], fmt, _DEAD_LETTER_COLUMNS,
+                  json_extra={"counts": counts})
         return
     total = sum(counts.values())
     kind = "dead letters" if include_replayed else "open dead letters"
@@ -69,13 +84,14 @@ def deadletters_list(app: AppContext, limit: int, include_replayed: bool,
 @click.option("--id", "ids", multiple=True, type=int, help="Dead letter id (repeatable); "
               "default: every open one.")
 @click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_option
 @pass_app
 def deadletters_replay(app: AppContext, ids: tuple[int, ...], limit: int | None,
-                       as_json: bool) -> None:
+                       fmt: str) -> None:
     """Re-parse stored payloads with the current registry and store what now passes.
 
-    Fix the registry first (then `parkcarbon db migrate` to sync it).
+    Fix the registry first (then `parkcarbon db migrate` to sync it). CSV and JSON: one
+    row per dead letter tried; JSON adds the totals.
     """
     from parkcarbon.db import connect
     from parkcarbon.ingest.deadletters import replay_dead_letters
@@ -88,9 +104,10 @@ def deadletters_replay(app: AppContext, ids: tuple[int, ...], limit: int | None,
         outcomes = replay_dead_letters(conn, parser, ids=list(ids) or None, limit=limit)
     replayed = sum(o.replayed for o in outcomes)
     stored = sum(o.stored for o in outcomes)
-    if as_json:
-        echo_json({"replayed": replayed, "still_open": len(outcomes) - replayed,
-                   "readings_stored": stored, "outcomes": [o.as_dict() for o in outcomes]})
+    if fmt != "table":
+        emit_rows([o.as_dict() for o in outcomes], fmt, _OUTCOME_COLUMNS, json_extra={
+            "replayed": replayed, "still_open": len(outcomes) - replayed,
+            "readings_stored": stored})
         return
     for o in outcomes:
         click.echo(f"{o.id:>7}  {'replayed' if o.replayed else 'open    '}  {o.result}")

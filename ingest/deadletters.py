@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from parkcarbon.ingest import queries as Q
 from parkcarbon.ingest.errors import DeadLetterError
 from parkcarbon.ingest.parse import Parser
 from parkcarbon.ingest.writer import Writer
@@ -67,20 +68,10 @@ def list_dead_letters(
     reason_code: str | None = None,
 ) -> list[DeadLetter]:
     """Newest first."""
-    where = ["TRUE"]
-    params: list[Any] = []
-    if not include_replayed:
-        where.append("replayed_at IS NULL")
-    if reason_code:
-        where.append("reason_code = %s")
-        params.append(reason_code)
+    params: list[Any] = [reason_code] if reason_code else []
     params.append(limit)
-    rows = conn.execute(
-        f"""SELECT id, received_at, topic, reason_code, reason, enterprise_id, meter_id,
-                   reading_index, payload, replayed_at, replay_result
-            FROM dead_letters WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s""",
-        params,
-    ).fetchall()
+    sql = Q.select_dead_letters(include_replayed=include_replayed, by_reason=bool(reason_code))
+    rows = conn.execute(sql, params).fetchall()
     return [
         DeadLetter(id=r[0], received_at=r[1], topic=r[2], reason_code=r[3], reason=r[4],
                    enterprise_id=r[5], meter_id=r[6], reading_index=r[7],
@@ -91,10 +82,8 @@ def list_dead_letters(
 
 
 def count_by_reason(conn: psycopg.Connection, *, include_replayed: bool = False) -> dict[str, int]:
-    where = "" if include_replayed else "WHERE replayed_at IS NULL"
-    rows = conn.execute(
-        f"SELECT reason_code, count(*) FROM dead_letters {where} GROUP BY 1 ORDER BY 2 DESC"
-    ).fetchall()
+    rows = conn.execute(Q.count_dead_letters_by_reason(include_replayed=include_replayed)
+                        ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
 
@@ -105,8 +94,7 @@ def replay_dead_letters(
     """Replay open dead letters (all, or ``ids``), oldest first, each in its own
     transaction. Raises ``DeadLetterError`` if an id does not exist or was replayed."""
     if ids:
-        found = {r[0]: r[1] for r in conn.execute(
-            "SELECT id, replayed_at FROM dead_letters WHERE id = ANY(%s)", (list(ids),))}
+        found = {r[0]: r[1] for r in conn.execute(Q.SELECT_DEAD_LETTER_STATES, (list(ids),))}
         conn.commit()
         missing = sorted(set(ids) - set(found))
         if missing:
@@ -117,16 +105,13 @@ def replay_dead_letters(
             raise DeadLetterError(f"dead letter(s) {', '.join(map(str, done))} already replayed")
         todo = sorted(ids)
     else:
-        sql = "SELECT id FROM dead_letters WHERE replayed_at IS NULL ORDER BY id"
-        todo = [r[0] for r in conn.execute(sql + (f" LIMIT {int(limit)}" if limit else ""))]
+        todo = [r[0] for r in conn.execute(Q.select_open_dead_letter_ids(limit))]
         conn.commit()
     writer = Writer(conn)
     outcomes = []
     for dl_id in todo:
         with conn.transaction():
-            row = conn.execute(
-                "SELECT topic, payload FROM dead_letters WHERE id = %s AND replayed_at IS NULL "
-                "FOR UPDATE SKIP LOCKED", (dl_id,)).fetchone()
+            row = conn.execute(Q.LOCK_OPEN_DEAD_LETTER, (dl_id,)).fetchone()
             if row is None:
                 continue  # replayed meanwhile by someone else
             topic, payload = row[0], bytes(row[1])
@@ -141,13 +126,12 @@ def _apply(conn: psycopg.Connection, writer: Writer, dl_id: int, topic: str,
     reasons = "; ".join(f"{r.reason_code.value}: {r.reason}" for r in rejected[:3])
     if not result.readings:
         text = f"still rejected: {reasons}"
-        conn.execute("UPDATE dead_letters SET replay_result = %s WHERE id = %s", (text, dl_id))
+        conn.execute(Q.SET_REPLAY_RESULT, (text, dl_id))
         return ReplayOutcome(dl_id, False, 0, 0, len(rejected), text)
     written = writer.write(result.readings, [(topic, r) for r in rejected])
     text = f"stored {written.stored} reading(s), {written.duplicates} already stored"
     if rejected:
         text += f"; {len(rejected)} rejected again as new dead letters ({reasons})"
-    conn.execute("UPDATE dead_letters SET replayed_at = now(), replay_result = %s "
-                 "WHERE id = %s", (text, dl_id))
+    conn.execute(Q.MARK_REPLAYED, (text, dl_id))
     log.info("dead letter %d replayed: %s", dl_id, text)
     return ReplayOutcome(dl_id, True, written.stored, written.duplicates, len(rejected), text)

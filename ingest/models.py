@@ -1,11 +1,10 @@
 """Message models of the ingest pipeline.
 
 The payload contract (what a meter publishes) is written down as strict, frozen
-pydantic models: ``ReadingPayload`` and ``BatchPayload``; ``payload_json_schema()``
-gives the JSON Schema for integrators. The hot path (``parkcarbon.ingest.parse``)
-checks the same rules by hand, because it must tell *which* rule failed (a reason
-code per reading) and run at >100,000 readings/s; ``tests/test_ingest_parse.py``
-checks both agree on examples.
+pydantic models: ``ReadingPayload`` and ``BatchPayload``. The hot path
+(``parkcarbon.ingest.parse``) checks the same rules by hand, because it must tell
+*which* rule failed (a reason code per reading) and run at >100,000 readings/s;
+``tests/ingest/test_parse.py`` checks both agree on examples.
 
 What parse produces are small frozen records (``NamedTuple``: immutable and cheap):
 ``Reading`` (accepted, canonical unit, UTC microseconds) and ``Rejection``.
@@ -14,7 +13,7 @@ What parse produces are small frozen records (``NamedTuple``: immutable and chea
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
@@ -67,14 +66,6 @@ class BatchPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     readings: tuple[ReadingPayload, ...] = Field(min_length=1)
-
-
-def payload_json_schema() -> dict[str, Any]:
-    """JSON Schema of a message: one reading or a batch."""
-    return {
-        "title": "parkcarbon meter message",
-        "oneOf": [ReadingPayload.model_json_schema(), BatchPayload.model_json_schema()],
-    }
 
 
 class Reading(NamedTuple):

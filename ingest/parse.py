@@ -194,12 +194,6 @@ class Parser:
 
     # --- reading level -----------------------------------------------------------
 
-    def _fast_reading(
-        self, item: Any, meter_id: str, info: _MeterInfo, now_us: int
-    ) -> Reading | None:
-        """``_fast_reader(meter_id, info)(item, now_us)``: one reading, fast path."""
-        return self._fast_reader(meter_id, info)(item, now_us)
-
     def _fast_reader(self, meter_id: str, info: _MeterInfo) -> _FastReader:
         """The fast path for one meter's readings (built once per topic): accepts the
         common, valid reading with the fewest checks that prove it valid, everything it

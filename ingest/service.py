@@ -389,12 +389,6 @@ class IngestService:
                 return True
         return False
 
-    def wait_idle(self, quiet_seconds: float = 0.5, timeout_seconds: float = 30.0) -> bool:
-        """Wait until nothing is queued or in hand and no message arrived for
-        ``quiet_seconds`` (the broker has nothing more for us). True if reached."""
-        return flush_and_wait_idle(self, quiet_seconds=quiet_seconds,
-                                   timeout_seconds=timeout_seconds)
-
 
 def flush_and_wait_idle(service: IngestService, *, quiet_seconds: float = 0.5,
                         timeout_seconds: float = 30.0, min_messages: int = 0) -> bool:

@@ -19,28 +19,10 @@ from dataclasses import dataclass
 
 import psycopg
 
+from parkcarbon.ingest import queries as Q
 from parkcarbon.ingest.models import Reading, Rejection
 
 log = logging.getLogger(__name__)
-
-_COLUMNS = "(meter_id, ts, value, seq, quality)"
-_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
-    meter_id text, ts timestamptz, value double precision, seq bigint, quality text
-) ON COMMIT DELETE ROWS
-"""
-_COPY_DIRECT = f"COPY readings {_COLUMNS} FROM STDIN (FORMAT BINARY)"
-_COPY_STAGE = "COPY ingest_stage FROM STDIN (FORMAT BINARY)"
-_MOVE = f"""
-INSERT INTO readings {_COLUMNS}
-SELECT meter_id, ts, value, seq, quality FROM ingest_stage
-ON CONFLICT (meter_id, ts) DO NOTHING
-"""
-_DEAD = """
-INSERT INTO dead_letters (topic, payload, reason_code, reason, enterprise_id, meter_id,
-                          reading_index)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-"""
 
 # PostgreSQL binary COPY: a header, then per row a field count and length-prefixed
 # fields (timestamptz: int64 microseconds since 2000-01-01 UTC), then a -1 trailer.
@@ -88,7 +70,7 @@ class Writer:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         with conn.transaction():
-            conn.execute(_STAGE)
+            conn.execute(Q.CREATE_STAGE)
 
     def write(
         self, readings: Sequence[Reading], dead: Sequence[tuple[str, Rejection]] = ()
@@ -99,18 +81,18 @@ class Writer:
             if readings:
                 data = copy_binary(readings)
                 try:
-                    with self.conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
+                    with self.conn.transaction(), cur.copy(Q.COPY_READINGS) as copy:
                         copy.write(data)
                     stored = len(readings)
                 except psycopg.errors.UniqueViolation:
                     # some are stored already: the idempotent path
-                    with cur.copy(_COPY_STAGE) as copy:
+                    with cur.copy(Q.COPY_STAGE) as copy:
                         copy.write(data)
-                    cur.execute(_MOVE)
+                    cur.execute(Q.MOVE_STAGED_READINGS)
                     stored = max(cur.rowcount, 0)
             if dead:
                 cur.executemany(
-                    _DEAD,
+                    Q.INSERT_DEAD_LETTER,
                     [
                         (topic, r.payload, r.reason_code.value, r.reason, r.enterprise_id,
                          r.meter_id, r.reading_index)

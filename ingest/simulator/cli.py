@@ -1,4 +1,4 @@
-"""Commands ``parkcarbon simulate`` and ``parkcarbon usage derive|events|gaps``."""
+"""Command ``parkcarbon simulate``: publish readings of the example park to the broker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.clikit import AppContext, emit_mapping, format_option, pass_app
 from parkcarbon.periods import local_midnight_utc
 
 
@@ -27,12 +27,15 @@ from parkcarbon.periods import local_midnight_utc
               "late,out_of_order,garbage (or 'all').")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--dry-run", is_flag=True, help="Generate but do not publish.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@format_option
 @pass_app
 def simulate_command(app: AppContext, start: str | None, days: int | None, end: str | None,
                      step_seconds: int, realtime: bool, speed: float | None, faults: str,
-                     seed: int, dry_run: bool, as_json: bool) -> None:
-    """Publish realistic readings of the example park to the configured MQTT broker."""
+                     seed: int, dry_run: bool, fmt: str) -> None:
+    """Publish realistic readings of the example park to the configured MQTT broker.
+
+    Prints a summary; progress goes to stderr (only with --format table).
+    """
     from collections import Counter
 
     from parkcarbon.ingest.simulator.simulate import FAULTS, generate, publish
@@ -57,7 +60,8 @@ def simulate_command(app: AppContext, start: str | None, days: int | None, end: 
         today = datetime.now(tz).date() - timedelta(days=(days or 1))
         t0 = datetime(today.year, today.month, today.day, tzinfo=tz).astimezone(UTC)
     t1 = local_midnight_utc(end, tz, "--end") if end else t0 + timedelta(days=days or 1)
-    if not as_json:
+    quiet = fmt != "table"
+    if not quiet:
         click.echo(f"generating {len(registry.meters)} meters, {t0.isoformat()} .. "
                    f"{t1.isoformat()} ...", err=True)
     messages = list(generate(registry, start=t0, end=t1, step_seconds=step_seconds,
@@ -74,18 +78,16 @@ def simulate_command(app: AppContext, start: str | None, days: int | None, end: 
 
         def progress(sent: int, total: int) -> None:
             tenth = sent * 10 // max(total, 1)
-            if not as_json and tenth > shown[0]:
+            if not quiet and tenth > shown[0]:
                 shown[0] = tenth
                 click.echo(f"  {sent}/{total} messages published", err=True)
 
         stats = publish(messages, settings, realtime=realtime, speed=speed, progress=progress)
         summary.update(seconds=round(stats.seconds, 2), payload_bytes=stats.payload_bytes,
                        broker=f"{settings.mqtt_host}:{settings.mqtt_port}")
-    if as_json:
-        echo_json(summary)
-        return
     verb = "published" if not dry_run else "generated (dry run)"
     where = f" to {summary['broker']} in {summary['seconds']}s" if not dry_run else ""
-    click.echo(f"{verb} {summary['messages']} messages ({summary['readings']} readings) "
-               f"for {summary['meters']} meters, {t0.isoformat()} .. {t1.isoformat()}{where}"
-               + (f"; faults: {','.join(chosen)}" if chosen else ""))
+    line = (f"{verb} {summary['messages']} messages ({summary['readings']} readings) "
+            f"for {summary['meters']} meters, {t0.isoformat()} .. {t1.isoformat()}{where}"
+            + (f"; faults: {','.join(chosen)}" if chosen else ""))
+    emit_mapping(summary, fmt, lambda: [line])

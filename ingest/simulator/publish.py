@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 
 from parkcarbon import mqtt as pcmqtt
-from parkcarbon.errors import BrokerError
+from parkcarbon.ingest.errors import BrokerError
 from parkcarbon.settings import Settings
 
 if TYPE_CHECKING:

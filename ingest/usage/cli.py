@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import click
-import psycopg
 
-from parkcarbon.clikit import AppContext, echo_json, pass_app
+from parkcarbon.clikit import AppContext, Column, emit_mapping, emit_rows, format_option, pass_app
 from parkcarbon.periods import local_midnight_utc
+
+if TYPE_CHECKING:
+    from parkcarbon.ingest.usage.events import MeterEvent, SilentMeter
+
+# The keys of an event row (CSV header when there are none); the table is laid out by hand.
+_EVENT_COLUMNS: list[Column] = [
+    ("meter_id", "meter", 0), ("kind", "kind", 0), ("ts_start", "from", 0), ("ts", "to", 0),
+    ("value_before", "value before", 3), ("value_after", "value after", 3),
+    ("quantity", "quantity", 3), ("detail", "detail", 0),
+]
 
 
 @click.group("usage")
@@ -21,66 +31,59 @@ def usage_group() -> None:
 @usage_group.command("derive")
 @click.option("--meter", "meters", multiple=True, help="Only this meter (repeatable).")
 @click.option("--full", is_flag=True, help="Recompute the whole history, not just new data.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@format_option
 @pass_app
-def usage_derive(app: AppContext, meters: tuple[str, ...], full: bool, as_json: bool) -> None:
+def usage_derive(app: AppContext, meters: tuple[str, ...], full: bool, fmt: str) -> None:
     """Turn new readings into usage slots and events (incremental and idempotent)."""
     from parkcarbon.ingest.usage.derive import derive_committed
 
     result = derive_committed(app.settings(), meter_ids=list(meters) or None, full=full)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    events = ", ".join(f"{k} {v}" for k, v in sorted(result.events_by_kind.items())) or "none"
-    click.echo(f"derived {result.meters} meters from {result.readings_used} readings: "
+
+    def text() -> Iterator[str]:
+        events = ", ".join(f"{k} {v}" for k, v in sorted(result.events_by_kind.items()))
+        yield (f"derived {result.meters} meters from {result.readings_used} readings: "
                f"{result.slots_written} slots written, {result.slots_deleted} removed; "
-               f"events: {events} ({result.seconds:.2f}s)")
-    if result.changed_from is not None:
-        click.echo(f"usage changed from {result.changed_from.isoformat()} "
+               f"events: {events or 'none'} ({result.seconds:.2f}s)")
+        if result.changed_from is not None:
+            yield (f"usage changed from {result.changed_from.isoformat()} "
                    f"({len(result.changed)} meters)")
 
-
-_EVENT_SQL = """
-SELECT meter_id, kind, ts_start, ts, value_before, value_after, quantity, detail
-FROM meter_events
-WHERE (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
-  AND (%(meter)s::text IS NULL OR meter_id = %(meter)s)
-  AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)
-ORDER BY ts, meter_id, kind
-LIMIT %(limit)s
-"""
+    emit_mapping(result.as_dict(), fmt, text)
 
 
-def _events(app: AppContext, kinds: list[str] | None, meter: str | None, since: str | None,
-            limit: int, as_json: bool) -> None:
+def _event_line(e: MeterEvent, tz: ZoneInfo) -> str:
+    start = e.ts_start.astimezone(tz).strftime("%Y-%m-%d %H:%M") if e.ts_start else "-"
+    shown = "-" if e.quantity is None else f"{e.quantity:.3f}"
+    return (f"{e.meter_id:<14} {e.kind:<21} {start} -> "
+            f"{e.ts.astimezone(tz).strftime('%Y-%m-%d %H:%M')}  quantity {shown}")
+
+
+def _emit(rows: Sequence[dict[str, Any]], fmt: str) -> None:
+    """CSV or JSON of event rows (CSV: ``detail`` as JSON text)."""
+    if fmt == "csv":
+        rows = [{**r, "detail": None if r["detail"] is None else json.dumps(r["detail"])}
+                for r in rows]
+    emit_rows(rows, fmt, _EVENT_COLUMNS)
+
+
+def _load(app: AppContext, kinds: list[str] | None, meter: str | None, since: str | None,
+          limit: int, with_silent: bool) -> tuple[list[MeterEvent], list[SilentMeter], ZoneInfo]:
     from parkcarbon.db import connect
+    from parkcarbon.ingest.usage.events import list_events, silent_meters
 
     settings = app.settings()
     since_ts = local_midnight_utc(since, settings.tz, "--since") if since else None
     with connect(settings) as conn:
-        rows = conn.execute(_EVENT_SQL, {"kinds": kinds, "meter": meter, "since": since_ts,
-                                         "limit": limit}).fetchall()
-    keys = ("meter_id", "kind", "ts_start", "ts", "value_before", "value_after", "quantity",
-            "detail")
-    if as_json:
-        echo_json([dict(zip(keys, r, strict=True)) for r in rows])
-        return
-    if not rows:
-        click.echo("no events")
-        return
-    tz = settings.tz
-    for meter_id, kind, t0, t1, _vb, _va, qty, _detail in rows:
-        start = t0.astimezone(tz).strftime("%Y-%m-%d %H:%M") if t0 else "-"
-        shown = "-" if qty is None else f"{qty:.3f}"
-        click.echo(f"{meter_id:<14} {kind:<21} {start} -> "
-                   f"{t1.astimezone(tz).strftime('%Y-%m-%d %H:%M')}  quantity {shown}")
+        events = list_events(conn, kinds=kinds, meter_id=meter, since=since_ts, limit=limit)
+        silent = silent_meters(conn, meter) if with_silent else []
+    return events, silent, settings.tz
 
 
 _common = [
     click.option("--meter", default=None, help="Only this meter."),
     click.option("--since", default=None, help="Local day (YYYY-MM-DD)."),
     click.option("--limit", type=int, default=200, show_default=True),
-    click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    format_option,
 ]
 
 
@@ -96,51 +99,37 @@ def _with_common(f: Callable[..., Any]) -> Callable[..., Any]:
 @_with_common
 @pass_app
 def usage_events(app: AppContext, kinds: tuple[str, ...], meter: str | None,
-                 since: str | None, limit: int, as_json: bool) -> None:
+                 since: str | None, limit: int, fmt: str) -> None:
     """List counter events found by `usage derive` (times in the park timezone)."""
-    _events(app, list(kinds) or None, meter, since, limit, as_json)
+    events, _, tz = _load(app, list(kinds) or None, meter, since, limit, with_silent=False)
+    if fmt != "table":
+        _emit([e.as_dict() for e in events], fmt)
+        return
+    click.echo("\n".join(_event_line(e, tz) for e in events) if events else "no events")
 
 
 @usage_group.command("gaps")
 @_with_common
 @pass_app
 def usage_gaps(app: AppContext, meter: str | None, since: str | None, limit: int,
-               as_json: bool) -> None:
+               fmt: str) -> None:
     """List gaps (usage across them is spread evenly and marked estimated), then meters
-    silent right now (no reading for more than twice their interval)."""
-    from parkcarbon.db import connect
+    silent right now (no reading for more than twice their interval).
 
-    if as_json:
-        settings = app.settings()
-        since_ts = local_midnight_utc(since, settings.tz, "--since") if since else None
-        with connect(settings) as conn:
-            rows = conn.execute(_EVENT_SQL, {"kinds": ["gap"], "meter": meter,
-                                             "since": since_ts, "limit": limit}).fetchall()
-            silent = _silent(conn, meter)
-        keys = ("meter_id", "kind", "ts_start", "ts", "value_before", "value_after",
-                "quantity", "detail")
-        echo_json({"gaps": [dict(zip(keys, r, strict=True)) for r in rows],
-                   "silent": [{"meter_id": m, "last_reading": ts} for m, ts in silent]})
+    CSV and JSON: one row per gap event, then one of kind "silent" per silent meter
+    (ts_start: its last reading, null if it never reported; ts: null).
+    """
+    gaps, silent, tz = _load(app, ["gap"], meter, since, limit, with_silent=True)
+    if fmt != "table":
+        rows = [g.as_dict() for g in gaps] + [
+            {"meter_id": s.meter_id, "kind": "silent", "ts_start": s.last_reading, "ts": None,
+             "value_before": None, "value_after": None, "quantity": None, "detail": None}
+            for s in silent
+        ]
+        _emit(rows, fmt)
         return
-    _events(app, ["gap"], meter, since, limit, as_json=False)
-    with connect(app.settings()) as conn:
-        silent = _silent(conn, meter)
-    tz = app.settings().tz
-    for meter_id, ts in silent:
-        last = ts.astimezone(tz).strftime("%Y-%m-%d %H:%M") if ts else "never"
-        click.echo(f"{meter_id:<14} silent since {last}")
-
-
-def _silent(conn: psycopg.Connection, meter: str | None) -> list[tuple[str, datetime | None]]:
-    """Active meters with no reading for more than 2 x interval_seconds (or none at all)."""
-    return conn.execute(
-        """
-        SELECT m.id, last.ts FROM meters m
-        LEFT JOIN LATERAL (SELECT max(ts) AS ts FROM readings r WHERE r.meter_id = m.id) last
-               ON true
-        WHERE m.active AND (%(meter)s::text IS NULL OR m.id = %(meter)s)
-          AND (last.ts IS NULL OR last.ts < now() - 2 * m.interval_seconds * INTERVAL '1 second')
-        ORDER BY m.id
-        """,
-        {"meter": meter},
-    ).fetchall()
+    click.echo("\n".join(_event_line(g, tz) for g in gaps) if gaps else "no events")
+    for s in silent:
+        last = s.last_reading.astimezone(tz).strftime("%Y-%m-%d %H:%M") if s.last_reading \
+            else "never"
+        click.echo(f"{s.meter_id:<14} silent since {last}")

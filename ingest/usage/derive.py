@@ -27,21 +27,16 @@ from typing import Any
 import psycopg
 
 from parkcarbon.db import LockKey
-from parkcarbon.ingest.usage.counters import SLOT_SECONDS, derive_epoch
-from parkcarbon.ingest.usage.plan import (
-    WATERMARK_OVERLAP,
-    DeriveError,
-    Plan,
-    load_specs,
-    plan,
-)
+from parkcarbon.ingest.errors import DeriveError
+from parkcarbon.ingest.usage import queries as Q
+from parkcarbon.ingest.usage.counters import derive_epoch
+from parkcarbon.ingest.usage.plan import WATERMARK_OVERLAP, Plan, load_specs, plan
+from parkcarbon.units import SLOT_SECONDS
 
 __all__ = ["WATERMARK_OVERLAP", "ChangedRange", "DeriveError", "DeriveResult", "derive_usage",
            "load_specs"]
 
 log = logging.getLogger(__name__)
-
-# Serialises concurrent derive runs (any constant; "usag").
 
 
 @dataclass(frozen=True)
@@ -86,59 +81,6 @@ class DeriveResult:
         }
 
 
-_TEMP = """
-CREATE TEMP TABLE IF NOT EXISTS derive_usage_new (
-    meter_id text, slot bigint, quantity double precision, estimated boolean,
-    ts timestamptz GENERATED ALWAYS AS (to_timestamp(slot * 900)) STORED  -- SLOT_SECONDS
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_events_new (
-    meter_id text, kind text, ts timestamptz, ts_start timestamptz,
-    value_before double precision, value_after double precision,
-    quantity double precision, detail jsonb
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS derive_ranges (
-    meter_id text PRIMARY KEY, write_from timestamptz
-) ON COMMIT DELETE ROWS;
-TRUNCATE derive_usage_new, derive_events_new, derive_ranges;
-"""
-_DELETE_USAGE = """
-DELETE FROM usage u USING derive_ranges r
-WHERE u.meter_id = r.meter_id AND (r.write_from IS NULL OR u.ts >= r.write_from)
-  AND NOT EXISTS (SELECT 1 FROM derive_usage_new n WHERE n.meter_id = u.meter_id
-                  AND n.ts = u.ts)
-RETURNING u.meter_id, u.ts
-"""
-_UPSERT_USAGE = """
-INSERT INTO usage (meter_id, ts, quantity, estimated, derived_at)
-SELECT meter_id, ts, quantity, estimated, now() FROM derive_usage_new
-ON CONFLICT (meter_id, ts) DO UPDATE
-SET quantity = excluded.quantity, estimated = excluded.estimated, derived_at = now()
-WHERE usage.quantity IS DISTINCT FROM excluded.quantity
-   OR usage.estimated IS DISTINCT FROM excluded.estimated
-RETURNING meter_id, ts
-"""
-_DELETE_EVENTS = """
-DELETE FROM meter_events e USING derive_ranges r
-WHERE e.meter_id = r.meter_id AND (r.write_from IS NULL OR e.ts >= r.write_from)
-  AND NOT EXISTS (SELECT 1 FROM derive_events_new n WHERE n.meter_id = e.meter_id
-                  AND n.kind = e.kind AND n.ts = e.ts)
-"""
-_UPSERT_EVENTS = """
-INSERT INTO meter_events (meter_id, kind, ts, ts_start, value_before, value_after,
-                          quantity, detail)
-SELECT meter_id, kind, ts, ts_start, value_before, value_after, quantity, detail
-FROM derive_events_new
-ON CONFLICT (meter_id, kind, ts) DO UPDATE
-SET ts_start = excluded.ts_start, value_before = excluded.value_before,
-    value_after = excluded.value_after, quantity = excluded.quantity,
-    detail = excluded.detail, updated_at = now()
-WHERE (meter_events.ts_start, meter_events.value_before, meter_events.value_after,
-       meter_events.quantity, meter_events.detail)
-  IS DISTINCT FROM (excluded.ts_start, excluded.value_before, excluded.value_after,
-                    excluded.quantity, excluded.detail)
-"""
-
-
 def derive_usage(
     conn: psycopg.Connection,
     *,
@@ -153,19 +95,18 @@ def derive_usage(
     """
     started = time.monotonic()
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LockKey.DERIVE,))
+        cur.execute(Q.LOCK_DERIVE, (LockKey.DERIVE,))
         plans, states = plan(conn, load_specs(conn, meter_ids), full)
         usage_rows, event_rows, readings_used = _compute(conn, plans)
         planned = time.monotonic()
         deleted, written = _write(cur, plans, usage_rows, event_rows)
         changed = _ranges(deleted + written)
         cur.executemany(
-            "INSERT INTO usage_changes (meter_id, first_slot, last_slot, slots) "
-            "VALUES (%s, %s, %s, %s)",
+            Q.INSERT_USAGE_CHANGE,
             [(c.meter_id, c.first_slot, c.last_slot, c.slots) for c in changed],
         )
-        cur.executemany(_SAVE_STATE, [(s.meter_id, s.watermark, s.overlap_count, s.spec_hash)
-                                      for s in states])
+        cur.executemany(Q.SAVE_DERIVE_STATE, [(s.meter_id, s.watermark, s.overlap_count,
+                                               s.spec_hash) for s in states])
     result = DeriveResult(
         meters=len(plans), readings_used=readings_used, slots_written=len(written),
         slots_deleted=len(deleted), events_by_kind=dict(Counter(r[1] for r in event_rows)),
@@ -179,14 +120,6 @@ def derive_usage(
     return result
 
 
-_SAVE_STATE = """
-INSERT INTO usage_derive_state (meter_id, watermark, overlap_count, spec_hash, derived_at)
-VALUES (%s, %s, %s, %s, now())
-ON CONFLICT (meter_id) DO UPDATE SET watermark = excluded.watermark,
-    overlap_count = excluded.overlap_count, spec_hash = excluded.spec_hash, derived_at = now()
-"""
-
-
 def _compute(conn: psycopg.Connection, plans: dict[str, Plan]
              ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
     """Derive every planned meter; keep the slots and events from its write_from on."""
@@ -195,9 +128,7 @@ def _compute(conn: psycopg.Connection, plans: dict[str, Plan]
     readings_used = 0
     for meter_id, p in plans.items():
         rows = conn.execute(
-            "SELECT extract(epoch FROM ts)::float8, value FROM readings WHERE meter_id = %s "
-            "AND (%s::timestamptz IS NULL OR ts >= %s) ORDER BY ts",
-            (meter_id, p.load_from, p.load_from),
+            Q.SELECT_READINGS_FROM, (meter_id, p.load_from, p.load_from)
         ).fetchall()
         slots, events, used = derive_epoch(rows, p.spec, p.replacements)
         readings_used += used
@@ -213,22 +144,21 @@ def _compute(conn: psycopg.Connection, plans: dict[str, Plan]
 def _write(cur: psycopg.Cursor[Any], plans: dict[str, Plan], usage_rows: list[tuple[Any, ...]],
            event_rows: list[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
     """Make usage and meter_events match the new rows in the planned ranges."""
-    cur.execute(_TEMP)
-    with cur.copy("COPY derive_ranges (meter_id, write_from) FROM STDIN") as cp:
+    cur.execute(Q.CREATE_DERIVE_TABLES)
+    with cur.copy(Q.COPY_DERIVE_RANGES) as cp:
         for meter_id, p in plans.items():
             cp.write_row((meter_id, p.write_from))
-    with cur.copy("COPY derive_usage_new (meter_id, slot, quantity, estimated) FROM STDIN"
-                  ) as cp:
+    with cur.copy(Q.COPY_DERIVE_USAGE) as cp:
         for row in usage_rows:
             cp.write_row(row)
-    with cur.copy("COPY derive_events_new FROM STDIN") as cp:
+    with cur.copy(Q.COPY_DERIVE_EVENTS) as cp:
         for row in event_rows:
             cp.write_row(row)
-    cur.execute("ANALYZE derive_ranges, derive_usage_new, derive_events_new")
-    deleted = cur.execute(_DELETE_USAGE).fetchall()
-    written = cur.execute(_UPSERT_USAGE).fetchall()
-    cur.execute(_DELETE_EVENTS)
-    cur.execute(_UPSERT_EVENTS)
+    cur.execute(Q.ANALYZE_DERIVE_TABLES)
+    deleted = cur.execute(Q.DELETE_STALE_USAGE).fetchall()
+    written = cur.execute(Q.UPSERT_USAGE).fetchall()
+    cur.execute(Q.DELETE_STALE_EVENTS)
+    cur.execute(Q.UPSERT_EVENTS)
     return deleted, written
 
 

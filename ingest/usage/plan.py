@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 import psycopg
 
 from parkcarbon.ingest.errors import DeriveError
+from parkcarbon.ingest.usage import queries as Q
 from parkcarbon.ingest.usage.counters import (
     CONTEXT_READINGS,
-    SLOT_SECONDS,
     WINDOW,
     CounterSpec,
     ReplacementSpec,
 )
+from parkcarbon.units import SLOT_SECONDS
 
 # A writer transaction stamps received_at when it starts and may commit after a later
 # one; readings received this long before the watermark are checked again each run.
@@ -59,15 +60,10 @@ def load_specs(
 ) -> dict[str, tuple[CounterSpec, tuple[ReplacementSpec, ...]]]:
     """Counter specs and declared replacements from the ``meters`` tables."""
     rows = conn.execute(
-        "SELECT id, counter_type, multiplier, rollover_value, interval_seconds FROM meters "
-        "WHERE %(ids)s::text[] IS NULL OR id = ANY(%(ids)s) ORDER BY id",
-        {"ids": None if meter_ids is None else list(meter_ids)},
+        Q.SELECT_COUNTER_SPECS, {"ids": None if meter_ids is None else list(meter_ids)}
     ).fetchall()
     reps: dict[str, list[ReplacementSpec]] = {}
-    for meter_id, at, final, initial in conn.execute(
-        "SELECT meter_id, replaced_at, final_reading, initial_reading FROM meter_replacements "
-        "ORDER BY meter_id, replaced_at"
-    ).fetchall():
+    for meter_id, at, final, initial in conn.execute(Q.SELECT_REPLACEMENTS).fetchall():
         reps.setdefault(meter_id, []).append(ReplacementSpec(at, final, initial))
     out = {}
     for meter_id, ctype, mult, rollover, interval in rows:
@@ -94,31 +90,10 @@ def floor_slot(ts: datetime) -> datetime:
 
 def _nth_before(conn: psycopg.Connection, meter_id: str, ts: datetime, n: int,
                 inclusive: bool) -> datetime | None:
-    op = "<=" if inclusive else "<"
     row = conn.execute(
-        f"SELECT ts FROM readings WHERE meter_id = %s AND ts {op} %s "
-        "ORDER BY ts DESC OFFSET %s LIMIT 1",
-        (meter_id, ts, n),
+        Q.select_nth_reading_before(inclusive=inclusive), (meter_id, ts, n)
     ).fetchone()
     return row[0] if row else None
-
-
-_CHANGES = """
-WITH w AS (SELECT max(received_at) AS wm FROM readings),
-m AS (SELECT id AS meter_id, s.watermark, s.overlap_count
-      FROM unnest(%(ids)s::text[]) AS id
-      LEFT JOIN usage_derive_state s ON s.meter_id = id),
-lo AS (SELECT least(min(m.watermark), (SELECT wm FROM w)) - %(overlap)s AS lo FROM m)
-SELECT m.meter_id, w.wm,
-       min(r.ts) FILTER (WHERE r.received_at > m.watermark) AS first_new,
-       min(r.ts) FILTER (WHERE r.received_at > m.watermark - %(overlap)s) AS first_overlap,
-       count(r.ts) FILTER (WHERE r.received_at > m.watermark - %(overlap)s
-                           AND r.received_at <= m.watermark) AS old_count,
-       count(r.ts) FILTER (WHERE r.received_at > w.wm - %(overlap)s) AS next_count
-FROM m CROSS JOIN w
-LEFT JOIN readings r ON r.meter_id = m.meter_id AND r.received_at > (SELECT lo FROM lo)
-GROUP BY m.meter_id, w.wm
-"""
 
 
 def plan(
@@ -130,13 +105,10 @@ def plan(
     ids = list(specs)
     old = {
         r[0]: MeterState(r[0], r[1], r[2], r[3])
-        for r in conn.execute(
-            "SELECT meter_id, watermark, overlap_count, spec_hash FROM usage_derive_state "
-            "WHERE meter_id = ANY(%s)", (ids,)
-        ).fetchall()
+        for r in conn.execute(Q.SELECT_DERIVE_STATES, (ids,)).fetchall()
     }
     changes = {r[0]: r[1:] for r in conn.execute(
-        _CHANGES, {"ids": ids, "overlap": WATERMARK_OVERLAP}).fetchall()}
+        Q.SELECT_CHANGES, {"ids": ids, "overlap": WATERMARK_OVERLAP}).fetchall()}
     plans: dict[str, Plan] = {}
     states: list[MeterState] = []
     for meter_id, (spec, reps) in specs.items():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -13,6 +16,8 @@ import psycopg
 import yaml
 
 from parkcarbon.db import connect
+from parkcarbon.ingest.cli import _DEAD_LETTER_COLUMNS, _OUTCOME_COLUMNS
+from parkcarbon.ingest.deadletters import DeadLetter, ReplayOutcome
 from parkcarbon.ingest.parse import Parser
 from parkcarbon.ingest.writer import Writer
 from parkcarbon.registry import load_registry
@@ -27,6 +32,14 @@ def cli(dsn: str, *args: str, registry: Path = EXAMPLE_REGISTRY,
                 "PARKCARBON_REGISTRY_FILE": str(registry), **env}
     return subprocess.run([str(PARKCARBON), *args], env=full_env, capture_output=True,
                           text=True, timeout=60)
+
+
+def test_csv_columns_are_the_record_fields() -> None:
+    """The CSV header of an empty listing is the same as that of a full one."""
+    assert [c for c, _, _ in _DEAD_LETTER_COLUMNS] == [
+        f.name for f in dataclasses.fields(DeadLetter)]
+    assert [c for c, _, _ in _OUTCOME_COLUMNS] == [
+        f.name for f in dataclasses.fields(ReplayOutcome)]
 
 
 def test_list_and_replay_after_the_registry_is_fixed(migrated_dsn: str, tmp_path: Path) -> None:
@@ -45,7 +58,13 @@ def test_list_and_replay_after_the_registry_is_fixed(migrated_dsn: str, tmp_path
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
     assert data["counts"] == {"unknown_meter": 1, "bad_json": 1}
-    assert [d["reason_code"] for d in data["dead_letters"]] == ["bad_json", "unknown_meter"]
+    assert [d["reason_code"] for d in data["rows"]] == ["bad_json", "unknown_meter"]
+    assert cli(migrated_dsn, "deadletters", "list", "--format", "json").stdout == listed.stdout
+    csv_out = cli(migrated_dsn, "deadletters", "list", "--format", "csv")
+    assert csv_out.returncode == 0, csv_out.stderr
+    table = list(csv.DictReader(io.StringIO(csv_out.stdout)))
+    assert [r["reason_code"] for r in table] == ["bad_json", "unknown_meter"]
+    assert list(table[0]) == [c for c, _, _ in _DEAD_LETTER_COLUMNS]
     text = cli(migrated_dsn, "deadletters", "list")
     assert text.stdout.splitlines()[0] == "2 open dead letters: bad_json 1, unknown_meter 1"
     assert "meter 'E01-ELEC-NEW' is not in the registry" in text.stdout
@@ -60,6 +79,8 @@ def test_list_and_replay_after_the_registry_is_fixed(migrated_dsn: str, tmp_path
     assert replay.returncode == 0, replay.stderr
     result = json.loads(replay.stdout)
     assert (result["replayed"], result["still_open"], result["readings_stored"]) == (1, 1, 2)
+    assert [(o["id"], o["replayed"], o["stored"]) for o in result["rows"]] == [
+        (1, True, 2), (2, False, 0)]
     with psycopg.connect(migrated_dsn) as conn:
         assert conn.execute("SELECT meter_id, value FROM readings ORDER BY ts").fetchall() == [
             ("E01-ELEC-NEW", 10.0), ("E01-ELEC-NEW", 11000.0)]

@@ -282,6 +282,11 @@ def test_cli_dry_run_and_publish(broker: Broker, tmp_path) -> None:  # type: ign
     assert dry.exit_code == 0, dry.output
     summary = json.loads(dry.stdout)
     assert summary["published"] is False and summary["by_kind"]["garbage"] == 5
+    dry_csv = runner.invoke(cli, ["simulate", "--start", "2026-01-05", "--days", "1",
+                                  "--dry-run", "--format", "csv"])
+    assert dry_csv.exit_code == 0, dry_csv.output
+    assert dry_csv.stdout.splitlines()[0] == "key,value"
+    assert "published,False" in dry_csv.stdout.splitlines()
     env = {"PARKCARBON_MQTT_PORT": str(broker.port), "PARKCARBON_MQTT_USERNAME": broker.username,
            "PARKCARBON_MQTT_PASSWORD": broker.password}
     sent = runner.invoke(cli, ["simulate", "--start", "2026-01-05", "--end", "2026-01-06",

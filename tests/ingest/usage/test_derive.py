@@ -3,6 +3,8 @@ replacement, gap; incremental runs write only what changed and equal a full run.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from collections.abc import Sequence
@@ -13,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from parkcarbon.db import connect
+from parkcarbon.ingest.errors import DeriveError
 from parkcarbon.ingest.usage.counters import CounterSpec, derive_slots
-from parkcarbon.ingest.usage.derive import ChangedRange, DeriveError, derive_usage
+from parkcarbon.ingest.usage.derive import ChangedRange, derive_usage
 
 T0 = datetime(2026, 2, 1, 16, tzinfo=UTC)  # local midnight in Kuqa (Asia/Shanghai)
 RECEIVED = datetime(2026, 2, 10, tzinfo=UTC)
@@ -189,12 +192,34 @@ def test_cli_derive_and_gaps(migrated_dsn: str) -> None:
     gaps = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "gaps", "--json"])
     assert gaps.exit_code == 0, gaps.output
     listed = json.loads(gaps.stdout)
-    assert [(g["meter_id"], g["kind"]) for g in listed["gaps"]] == [("E07-GAS-1", "gap")]
+    assert [(g["meter_id"], g["kind"]) for g in listed if g["kind"] == "gap"] == [
+        ("E07-GAS-1", "gap")]
     # February 2026 is long past: every meter is silent now, E07-GAS-1 since its last one
-    silent = {s["meter_id"]: s["last_reading"] for s in listed["silent"]}
+    silent = {s["meter_id"]: s["ts_start"] for s in listed if s["kind"] == "silent"}
     assert len(silent) == 52 and silent["E07-GAS-1"].startswith("2026-02-02")
+    assert len(listed) == 53
+    as_csv = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "gaps",
+                                 "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    csv_rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["meter_id"], r["kind"]) for r in csv_rows] == [
+        (g["meter_id"], g["kind"]) for g in listed]
+    assert json.loads(csv_rows[0]["detail"]) == listed[0]["detail"]  # detail as JSON text
     text = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "events"])
     assert "E07-GAS-1" in text.output and "gap" in text.output
+    assert "silent since" in runner.invoke(
+        cli, ["--database-url", migrated_dsn, "usage", "gaps"]).output
+    events = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "events",
+                                 "--format", "json", "--kind", "reset"])
+    assert events.exit_code == 0 and json.loads(events.stdout) == []
+    empty_csv = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "events",
+                                    "--format", "csv", "--kind", "reset"])
+    assert empty_csv.stdout.splitlines() == [
+        "meter_id,kind,ts_start,ts,value_before,value_after,quantity,detail"]
+    assert ",".join(csv_rows[0]) == empty_csv.stdout.strip()  # same header, empty or not
+    summary = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "derive",
+                                  "--format", "csv"])
+    assert summary.exit_code == 0 and "meters,0" in summary.stdout.splitlines()
 
 
 def messy(n: int, seed: int) -> list[tuple[datetime, float]]:
