@@ -7,7 +7,13 @@ The whole run aborts with one line if the server is unreachable.
 
 ``PARKCARBON_TEST_STORAGE_MODE`` (``plain`` by default, or ``timescale``) is the storage
 mode ``migrated_dsn`` sets up; ``timescale`` needs ``PARKCARBON_TEST_DSN`` pointing at a
-server with TimescaleDB preloaded (see docs/timescale.md). CI runs plain.
+server with TimescaleDB preloaded (see docs/timescale.md).
+
+Storage-mode sensitive tests (those using ``migrated_dsn`` or ``storage_mode``, and
+everything under tests/schema/) get the marker ``storage``. ``scripts/test`` runs the
+suite in plain mode, then runs those tests a second time in timescale mode on a private
+cluster with TimescaleDB preloaded (``pytest -m storage``, or
+``PARKCARBON_TEST_STORAGE_ONLY=1``, which deselects the others whatever else selects).
 """
 
 from __future__ import annotations
@@ -26,6 +32,33 @@ from psycopg import conninfo, sql
 from support import ADMIN_DSN, EXAMPLE_REGISTRY, Broker, project_broker
 
 STORAGE_MODE = os.environ.get("PARKCARBON_TEST_STORAGE_MODE", "plain")
+STORAGE_ONLY = os.environ.get("PARKCARBON_TEST_STORAGE_ONLY", "") not in ("", "0")
+STORAGE_FIXTURES = frozenset({"migrated_dsn", "storage_mode"})
+SCHEMA_TESTS = Path(__file__).resolve().parent / "schema"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "storage: storage-mode sensitive: runs again in timescale mode"
+    )
+
+
+def _storage_sensitive(item: pytest.Item) -> bool:
+    if STORAGE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return item.path.is_relative_to(SCHEMA_TESTS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselected = []
+    for item in items:
+        if _storage_sensitive(item):
+            item.add_marker(pytest.mark.storage)
+        elif STORAGE_ONLY:
+            deselected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

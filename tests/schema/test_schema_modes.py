@@ -2,7 +2,8 @@
 
 Plain mode runs everywhere. The timescale cases run when
 ``PARKCARBON_TEST_STORAGE_MODE=timescale`` and ``PARKCARBON_TEST_DSN`` points at a
-server with TimescaleDB preloaded (docs/timescale.md); otherwise they are skipped.
+server with TimescaleDB preloaded, as in the timescale pass of scripts/test
+(docs/timescale.md); otherwise they are skipped.
 Expected rollups are computed here in Python from the seeded slots, so each mode is
 checked on its own and, when both run, against each other.
 """
@@ -337,6 +338,13 @@ def _has_timescaledb_files(dsn: str) -> bool:
         return row.fetchone() is not None
 
 
+def _preloads_timescaledb(dsn: str) -> bool:
+    with _connect(dsn) as conn:
+        row = conn.execute("SELECT current_setting('timescaledb.max_background_workers', true)")
+        value = row.fetchone()
+        return value is not None and value[0] is not None
+
+
 @pytest.fixture
 def unprivileged_dsn() -> Iterator[str]:
     """A new database owned by a new role that may not create extensions in it."""
@@ -368,13 +376,19 @@ def unprivileged_dsn() -> Iterator[str]:
 def test_auto_mode_falls_back_to_plain_when_timescaledb_is_not_usable(
     unprivileged_dsn: str,
 ) -> None:
-    """Not installed (the usual CI server), or installed but not creatable by this role."""
+    """Not installed (a bare server), installed but not preloaded (the main server once
+    scripts/test has installed ../shared/timescaledb), or preloaded but not creatable by
+    this role (the timescale pass)."""
     result = migrate(unprivileged_dsn, mode="auto", create_database=False)
     assert result.mode == "plain"
-    if _has_timescaledb_files(unprivileged_dsn):
+    if not _has_timescaledb_files(unprivileged_dsn):
+        assert result.mode_reason == "timescaledb extension not installed on the server"
+    elif _preloads_timescaledb(unprivileged_dsn):
         assert "timescaledb present but unusable" in result.mode_reason
     else:
-        assert result.mode_reason == "timescaledb extension not installed on the server"
+        assert result.mode_reason == (
+            "timescaledb installed but not preloaded (shared_preload_libraries)"
+        )
     assert status(unprivileged_dsn).mode == "plain"
     with _connect(unprivileged_dsn) as conn:
         _write(conn, _slots(datetime(2026, 1, 1, tzinfo=UTC), 8))
