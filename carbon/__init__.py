@@ -2,7 +2,10 @@
 
 Public API (imported from the modules, which load pandas lazily for the CLI):
 
+* ``current.bring_up_to_date(conn, settings) -> UpToDate``: derive usage from new
+  readings, sync the economics file, refresh the figures (what every read does first)
 * ``accounting.refresh(conn, settings=None, *, period=None, force=False) -> RefreshResult``
+  (``run_id`` None: nothing to do, no run recorded)
 * ``accounting.emissions(conn, *, period, enterprise=None, basis="location", freq=None,
   energy_basis="equivalent") -> DataFrame``
 * ``accounting.park_summary(conn, period, *, basis="location", top=5) -> ParkSummary``
@@ -18,5 +21,5 @@ Public API (imported from the modules, which load pandas lazily for the CLI):
   ``restatement.green_power_restatements(conn, *, period=None, enterprise=None)
   -> DataFrame``
 
-User documentation: docs/carbon.md.
+All SQL: ``queries``. User documentation: docs/carbon.md.
 """

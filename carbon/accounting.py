@@ -20,11 +20,12 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.engine import refresh
 from parkcarbon.carbon.errors import CarbonError
-from parkcarbon.carbon.models import parse_period
+from parkcarbon.carbon.models import Period, parse_period
 
-__all__ = ["BASES", "ParkSummary", "emissions", "park_summary", "refresh"]
+__all__ = ["BASES", "ParkSummary", "emissions", "enterprise_ids", "park_summary", "refresh"]
 
 BASES = ("location", "market", "ets")
 FREQS = (None, "day", "month", "year")
@@ -107,12 +108,9 @@ def describe_flag(flag: str, label: str) -> str:
     return flag
 
 
-def _bucket_sql(freq: str | None) -> str:
-    if freq is None:
-        return "NULL::date"
-    if freq == "day":
-        return "e.day"
-    return f"date_trunc('{freq}', e.day)::date"
+def enterprise_ids(conn: psycopg.Connection) -> set[str]:
+    """The enterprise ids of the registry (to validate targets and economics files)."""
+    return {r[0] for r in conn.execute(Q.ENTERPRISE_IDS).fetchall()}
 
 
 def _fetch(conn: psycopg.Connection, query: str, params: Any, columns: list[str]) -> pd.DataFrame:
@@ -123,7 +121,7 @@ def _fetch(conn: psycopg.Connection, query: str, params: Any, columns: list[str]
 def emissions(
     conn: psycopg.Connection,
     *,
-    period: str,
+    period: str | Period,
     enterprise: str | None = None,
     basis: str = "location",
     freq: str | None = None,
@@ -141,26 +139,19 @@ def emissions(
         raise CarbonError(f"freq {freq!r} is not one of day, month, year")
     if energy_basis not in ("equivalent", "equal_value"):
         raise CarbonError(f"energy basis {energy_basis!r} is not equivalent or equal_value")
-    p = parse_period(period)
-    where = "e.day >= %(d0)s AND e.day < %(d1)s"
+    p = parse_period(period) if isinstance(period, str) else period
+    where = Q.EMISSIONS_WHERE
     params: dict[str, Any] = {"d0": p.start, "d1": p.end, "ent": enterprise}
     if enterprise is not None:
-        where += " AND e.enterprise_id = %(ent)s"
-        if not conn.execute("SELECT 1 FROM enterprises WHERE id = %s", (enterprise,)).fetchone():
+        where += Q.AND_ENTERPRISE
+        if not conn.execute(Q.ENTERPRISE_EXISTS, (enterprise,)).fetchone():
             raise CarbonError(
                 f"unknown enterprise {enterprise!r}",
                 hint="see `parkcarbon config check` for the enterprise ids",
             )
-    bucket = _bucket_sql(freq)
     raw = _fetch(
         conn,
-        f"""
-        SELECT e.enterprise_id, {bucket} AS bucket, date_trunc('month', e.day)::date AS month,
-               e.carrier, e.scope, sum(e.quantity), sum(e.heat_gj), sum(e.co2_location_t),
-               sum(e.co2_market_t), sum(e.co2_ets_t), count(e.co2_ets_t), count(*),
-               sum(e.tce_equivalent), sum(e.tce_equal_value), bool_or(e.estimated), e.plan_id
-        FROM emissions_daily e WHERE {where}
-        GROUP BY 1, 2, 3, 4, 5, e.plan_id""",
+        Q.EMISSIONS_ROLLUP.format(bucket=Q.BUCKET[freq], where=where),
         params,
         [
             "enterprise_id",
@@ -189,10 +180,7 @@ def emissions(
     if p.start.day == 1 and p.end.day == 1:  # whole months: their grid import is in raw
         green = _fetch(
             conn,
-            """
-            SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh
-            FROM green_power g
-            WHERE g.month >= %(d0)s AND g.month < %(d1)s""",
+            Q.GREEN_POWER_MONTHS,
             params,
             ["enterprise_id", "month", "green_kwh"],
         )
@@ -238,7 +226,7 @@ def emissions(
     out = out.reset_index()
     plan_ids = {k: set(v) for k, v in raw.groupby(keys)["plan_id"]}
     _attach_provenance(conn, out, plan_ids, p.label, basis, energy_basis, missing_ets)
-    names: dict[str, str] = dict(conn.execute("SELECT id, name_zh FROM enterprises").fetchall())
+    names: dict[str, str] = dict(conn.execute(Q.ENTERPRISE_NAMES).fetchall())
     out["name_zh"] = out["enterprise_id"].map(names)
     out = out[COLUMNS].sort_values(["enterprise_id", "bucket"]).reset_index(drop=True)
     return out
@@ -248,16 +236,7 @@ def _green_whole_months(conn: psycopg.Connection, params: dict[str, Any]) -> pd.
     """Green power and grid import per enterprise and whole month around the period."""
     return _fetch(
         conn,
-        """
-        SELECT g.enterprise_id, g.month, g.contract_kwh + g.certificate_kwh, m.grid_kwh
-        FROM green_power g
-        JOIN (SELECT enterprise_id, date_trunc('month', day)::date AS month,
-                     sum(quantity) AS grid_kwh
-              FROM emissions_daily WHERE carrier = 'electricity' AND scope = '2'
-                AND day >= date_trunc('month', %(d0)s::date)
-                AND day < date_trunc('month', %(d1)s::date - 1) + INTERVAL '1 month'
-              GROUP BY 1, 2) m USING (enterprise_id, month)
-        WHERE g.month >= date_trunc('month', %(d0)s::date) AND g.month < %(d1)s""",
+        Q.GREEN_POWER_WHOLE_MONTHS,
         params,
         ["enterprise_id", "month", "green_kwh", "grid_kwh"],
     )
@@ -278,7 +257,7 @@ def _attach_provenance(
     """
     plans = {
         r[0]: (r[1], r[2])
-        for r in conn.execute("SELECT plan_id, factor_ids, flags FROM carbon_plans").fetchall()
+        for r in conn.execute(Q.CARBON_PLANS).fetchall()
     }
     lists: dict[str, dict[tuple, list[str]]] = {"factor_ids": {}, "flags": {}}
     for key, ids in plan_ids.items():
@@ -316,10 +295,7 @@ def park_summary(
     p = parse_period(period)
     energy = _fetch(
         conn,
-        """
-        SELECT carrier, scope, sum(quantity), min(unit), sum(tce_equivalent)
-        FROM emissions_daily WHERE day >= %s AND day < %s
-        GROUP BY 1, 2 ORDER BY 1, 2""",
+        Q.PARK_ENERGY,
         (p.start, p.end),
         ["carrier", "scope", "quantity", "unit", "tce"],
     )

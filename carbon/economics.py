@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.errors import TargetsError
 from parkcarbon.errors import UnitError
 from parkcarbon.units import to_canonical
@@ -174,31 +175,9 @@ def sync_economics_counts(conn: psycopg.Connection, economics: Economics) -> tup
                 )
             )
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            """INSERT INTO enterprise_economics (enterprise_id, month, value_added_10k_cny,
-                   tax_10k_cny, investment_10k_cny, source) VALUES (%s, %s, %s, %s, %s, %s)
-               ON CONFLICT (enterprise_id, month) DO UPDATE SET
-                   value_added_10k_cny = excluded.value_added_10k_cny,
-                   tax_10k_cny = excluded.tax_10k_cny,
-                   investment_10k_cny = excluded.investment_10k_cny,
-                   source = excluded.source, updated_at = now()""",
-            econ,
-        )
+        cur.executemany(Q.UPSERT_ECONOMICS, econ)
         restated = stage_green_power(conn, green)
-        cur.execute(
-            """INSERT INTO green_power (enterprise_id, month, contract_kwh, certificate_kwh,
-                   source)
-               SELECT enterprise_id, month, contract_kwh, certificate_kwh, source
-               FROM _green_new
-               ON CONFLICT (enterprise_id, month) DO UPDATE SET
-                   contract_kwh = excluded.contract_kwh,
-                   certificate_kwh = excluded.certificate_kwh,
-                   source = excluded.source, updated_at = now()
-               WHERE (green_power.contract_kwh, green_power.certificate_kwh,
-                      green_power.source)
-                     IS DISTINCT FROM (excluded.contract_kwh, excluded.certificate_kwh,
-                                       excluded.source)"""
-        )
+        cur.execute(Q.UPSERT_GREEN_POWER)
     if restated:
         log.info("green power changed %d market-based enterprise-month figure(s)", restated)
     return len(econ), restated

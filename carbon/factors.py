@@ -30,6 +30,7 @@ from typing import Any, Literal
 import pint
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.errors import FactorError, MissingFactorError
 from parkcarbon.units import CANONICAL_UNIT, Carrier, ureg
 from parkcarbon.yamlfile import read_yaml
@@ -315,20 +316,13 @@ def sync_factors(conn: Any, library: FactorLibrary) -> int:
         for f in library.factors
     ]
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM carbon_factors")
+        cur.execute(Q.COUNT_FACTORS)
         before = cur.fetchone()[0]
         cur.executemany(
-            """
-            INSERT INTO carbon_factors (version_id, key, region, basis, gas, year, value,
-                unit, components, per_canonical, canonical_unit, valid_from, valid_to,
-                annual, unconfirmed, confidence, source, origin, enterprise_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    %s, %s)
-            ON CONFLICT (version_id) DO NOTHING
-            """,
+            Q.INSERT_FACTOR,
             rows,
         )
-        cur.execute("SELECT count(*) FROM carbon_factors")
+        cur.execute(Q.COUNT_FACTORS)
         added = int(cur.fetchone()[0] - before)
     if added:
         log.info("stored %d new factor version(s)", added)

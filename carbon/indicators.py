@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.accounting import emissions
-from parkcarbon.carbon.models import parse_period
+from parkcarbon.carbon.models import Period, parse_period
 
 PARK_ROW = "PARK"
 COLUMNS = [
@@ -57,25 +58,20 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 def indicators(
     conn: psycopg.Connection,
     *,
-    period: str,
+    period: str | Period,
     basis: str = "location",
     energy_basis: str = "equivalent",
 ) -> pd.DataFrame:
     """One row per enterprise with data or economic inputs, then a ``PARK`` row."""
-    p = parse_period(period)
-    em = emissions(conn, period=period, basis=basis, energy_basis=energy_basis)
-    econ_rows = conn.execute(
-        """SELECT enterprise_id, sum(value_added_10k_cny), sum(tax_10k_cny),
-                  sum(investment_10k_cny)
-           FROM enterprise_economics WHERE month >= %s AND month < %s GROUP BY 1""",
-        (p.start, p.end),
-    ).fetchall()
+    p = parse_period(period) if isinstance(period, str) else period
+    em = emissions(conn, period=p, basis=basis, energy_basis=energy_basis)
+    econ_rows = conn.execute(Q.ECONOMICS_SUMS, (p.start, p.end)).fetchall()
     econ = pd.DataFrame(
         econ_rows,
         columns=["enterprise_id", "value_added_10k_cny", "tax_10k_cny", "investment_10k_cny"],
     )
     ents = pd.DataFrame(
-        conn.execute("SELECT id, name_zh, land_area_mu FROM enterprises").fetchall(),
+        conn.execute(Q.ENTERPRISE_LAND).fetchall(),
         columns=["enterprise_id", "name_zh", "land_area_mu"],
     )
     base = em[
@@ -92,7 +88,7 @@ def indicators(
         ents, how="left", on="enterprise_id"
     )
     df = df.sort_values("enterprise_id").reset_index(drop=True)
-    park = conn.execute("SELECT land_area_mu, name_zh FROM park LIMIT 1").fetchone()
+    park = conn.execute(Q.PARK_LAND).fetchone()
     sums = df.drop(columns=["enterprise_id", "name_zh", "land_area_mu"]).sum(min_count=1)
     total = {
         "enterprise_id": PARK_ROW,
@@ -121,11 +117,8 @@ def _electricity_tce_per_kwh(
     conn: psycopg.Connection, start: object, end: object, energy_basis: str
 ) -> float:
     """tce per kWh of electricity the period's figures used (GB/T 2589 coefficient)."""
-    col = "tce_equivalent" if energy_basis == "equivalent" else "tce_equal_value"
-    row = conn.execute(
-        f"""SELECT sum({col}) / nullif(sum(quantity), 0) FROM emissions_daily
-            WHERE carrier = 'electricity' AND scope IN ('2', 'pv')
-              AND day >= %s AND day < %s""",
-        (start, end),
-    ).fetchone()
+    query = Q.ELECTRICITY_TCE_PER_KWH[
+        "equivalent" if energy_basis == "equivalent" else "equal_value"
+    ]
+    row = conn.execute(query, (start, end)).fetchone()
     return float(row[0]) if row and row[0] is not None else float("nan")

@@ -22,7 +22,7 @@ SCOPE_EXPORT = "export"  # power fed to the grid: does not reduce Scope 2
 class RefreshResult:
     """What one accounting run did."""
 
-    run_id: int
+    run_id: int | None  # None: nothing to do, no run recorded
     days_recomputed: int  # (meter, local day) rows written: new or changed
     restated: int  # stored figures that changed (restatements logged)
     factors_synced: int  # new factor versions stored

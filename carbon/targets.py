@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.accounting import emissions
 from parkcarbon.carbon.errors import TargetsError
 from parkcarbon.yamlfile import read_yaml
@@ -256,8 +257,7 @@ def targets_status(
     last = max(daily_park.index) if len(daily_park) else None
     econ: dict[str, float | None] = dict(
         conn.execute(
-            "SELECT enterprise_id, sum(value_added_10k_cny) FROM enterprise_economics "
-            "WHERE month >= %s AND month <= %s GROUP BY 1",
+            Q.VALUE_ADDED_YTD,
             (date(year, 1, 1), last or date(year, 1, 1) - timedelta(days=1)),
         ).fetchall()
     )

@@ -1,17 +1,22 @@
-"""Command groups of parkcarbon.carbon: ``emissions``, ``indicators``, ``targets``,
-``economics``. ``COMMANDS`` is what the root CLI adds."""
+"""Command groups of parkcarbon.carbon: ``emissions`` (refresh, diff, runs, factors),
+``indicators``, ``targets`` (status, check), ``economics`` (load).
+
+``COMMANDS`` is what the root CLI adds. Shared rendering: ``render``."""
 
 from __future__ import annotations
 
 import click
 
-from parkcarbon.carbon.cli.emissions import register
+from parkcarbon.carbon.cli.economics import economics_group
+from parkcarbon.carbon.cli.emissions import emissions_group
+from parkcarbon.carbon.cli.indicators import indicators_command
+from parkcarbon.carbon.cli.targets import targets_group
 
+__all__ = ["COMMANDS"]
 
-def _commands() -> list[click.Command]:
-    holder = click.Group("carbon")
-    register(holder)
-    return list(holder.commands.values())
-
-
-COMMANDS: list[click.Command] = _commands()
+COMMANDS: list[click.Command] = [
+    emissions_group,
+    indicators_command,
+    targets_group,
+    economics_group,
+]

@@ -114,9 +114,12 @@ def derive_usage(
     )
     log.debug("derive: read and computed in %.2fs, wrote in %.2fs", planned - started,
               time.monotonic() - planned)
-    log.info("derived usage: %d meters, %d readings, %d slots written, %d removed in %.2fs",
-             result.meters, result.readings_used, result.slots_written, result.slots_deleted,
-             result.seconds)
+    # A run that changed nothing (the scheduler's every minute, a read with no new
+    # readings) is DEBUG: the log shows work, not polling.
+    level = logging.INFO if result.slots_written or result.slots_deleted else logging.DEBUG
+    log.log(level, "derived usage: %d meters, %d readings, %d slots written, %d removed in "
+            "%.2fs", result.meters, result.readings_used, result.slots_written,
+            result.slots_deleted, result.seconds)
     return result
 
 

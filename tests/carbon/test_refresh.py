@@ -298,8 +298,9 @@ def test_plain_day_totals_follow_every_kind_of_usage_write(migrated_dsn: str) ->
 def test_accounting_from_day_totals_equals_accounting_from_usage_rows(
     migrated_dsn: str,
 ) -> None:
-    """The plain-mode run reads usage_day_totals; without them (as in TimescaleDB
-    mode) it groups the usage rows. Both give the same stored figures."""
+    """The plain-mode run reads usage_day_totals; in TimescaleDB mode (the mode recorded
+    in parkcarbon_meta, see ``parkcarbon.db.storage_mode``) it groups the usage rows.
+    Both give the same stored figures."""
     settings = load_settings(database_url=migrated_dsn)
     with connect(migrated_dsn) as conn:
         put_usage(conn, "E01-ELEC-1", local(2026, 1, 30, 13), 500, 10.0)  # across a month
@@ -318,6 +319,8 @@ def test_accounting_from_day_totals_equals_accounting_from_usage_rows(
         assert len(from_totals) == 6 + 2
         conn.execute("TRUNCATE emissions_daily")
         conn.execute("DROP TABLE IF EXISTS usage_day_totals CASCADE")  # the view goes too
+        # the run asks storage_mode(), not whether the table is there
+        conn.execute("UPDATE parkcarbon_meta SET value = 'timescale' WHERE key = 'storage_mode'")
         conn.commit()
         refresh(conn, settings, period="2026", force=True)
         conn.commit()
