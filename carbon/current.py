@@ -20,6 +20,7 @@ from parkcarbon.carbon.economics import load_economics, sync_economics
 from parkcarbon.carbon.models import RefreshResult
 from parkcarbon.ingest.usage.derive import DeriveResult, derive_committed
 
+
 @dataclass(frozen=True)
 class UpToDate:
     """What ``bring_up_to_date`` did."""
