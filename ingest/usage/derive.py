@@ -1,7 +1,7 @@
 """Readings -> ``usage`` slots and ``meter_events``, incremental and idempotent.
 
 ``derive_usage(conn)`` finds the meters whose readings arrived since the last run
-(``readings.received_at`` above the meter's watermark; see ``derive_plan``),
+(``readings.received_at`` above the meter's watermark; see ``plan``),
 recomputes each one from a little before its earliest new reading to its latest
 reading with ``parkcarbon.ingest.usage.counters.derive_slots``, and writes only what changed:
 a slot whose quantity and estimated flag are unchanged keeps its ``derived_at``.
