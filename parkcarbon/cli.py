@@ -15,15 +15,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+import psycopg
 
 from parkcarbon import __version__, logs
 from parkcarbon.carbon.cli import COMMANDS as CARBON_COMMANDS
 from parkcarbon.clikit import AppContext, emit_mapping, format_option, pass_app
 from parkcarbon.demo.cli import demo_command
-from parkcarbon.errors import ParkcarbonError
+from parkcarbon.errors import DatabaseError, ParkcarbonError
 from parkcarbon.ingest.cli import deadletters_group, ingest_command
 from parkcarbon.ingest.simulator.cli import simulate_command
 from parkcarbon.ingest.usage.cli import usage_group
@@ -228,15 +229,25 @@ for _command in COMMAND_GROUPS:
     cli.add_command(_command)
 
 
+def _fail(exc: ParkcarbonError) -> NoReturn:
+    click.echo(f"parkcarbon: error: {exc}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, meaningful exit codes."""
     try:
         cli.main(args=argv, prog_name="parkcarbon", standalone_mode=False)
     except ParkcarbonError as exc:
-        click.echo(f"parkcarbon: error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        # A command on a database that was never migrated (or is behind the code): the
+        # schema is missing, which one command fixes.
+        first = str(exc).strip().splitlines()[0]
+        _fail(DatabaseError(f"the database schema is missing or out of date ({first})",
+                            hint="run `parkcarbon db migrate`"))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
