@@ -98,9 +98,6 @@ def discover() -> list[Migration]:
     return found
 
 
-_meta = meta_value
-
-
 def _set_meta(conn: psycopg.Connection, key: str, value: str) -> None:
     conn.execute(
         Q.SET_META,
@@ -206,7 +203,7 @@ def _migrate_locked(
 ) -> MigrationResult:
     with conn.transaction():
         conn.execute(Q.BOOTSTRAP)
-    stored_mode = _meta(conn, "storage_mode")
+    stored_mode = meta_value(conn, "storage_mode")
     if stored_mode is None:
         chosen, reason = _choose_mode(conn, wanted)
         with conn.transaction():
@@ -222,8 +219,8 @@ def _migrate_locked(
                 hint="use a new database, or storage_mode=auto",
             )
         chosen = stored_mode  # type: ignore[assignment]
-        reason = _meta(conn, "storage_mode_reason") or ""
-        stored_tz = _meta(conn, "timezone")
+        reason = meta_value(conn, "storage_mode_reason") or ""
+        stored_tz = meta_value(conn, "timezone")
         if stored_tz and stored_tz != timezone:
             raise MigrationError(
                 f"this database keeps daily rollups in timezone {stored_tz}; "
@@ -274,8 +271,8 @@ def status(settings_or_dsn: object) -> SchemaStatus:
             rows = conn.execute(Q.APPLIED_VERSIONS).fetchall()
             done = {r[0] for r in rows}
             version = max(done, default=0)
-            mode = _meta(conn, "storage_mode")
-            tz = _meta(conn, "timezone")
+            mode = meta_value(conn, "storage_mode")
+            tz = meta_value(conn, "timezone")
         ext = conn.execute(Q.TIMESCALE_VERSION).fetchone()
         hypertables: list[str] = []
         caggs: list[str] = []

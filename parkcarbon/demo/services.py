@@ -18,6 +18,7 @@ from typing import Literal
 
 from parkcarbon.db import redact_dsn
 from parkcarbon.demo.embedded import EmbeddedPostgres, default_data_dir
+from parkcarbon.demo.errors import DemoError
 from parkcarbon.demo.local_broker import LocalBroker
 from parkcarbon.errors import ParkcarbonError
 from parkcarbon.mqtt import broker_problem as mqtt_broker_problem
@@ -97,7 +98,7 @@ def resolve_services(
         if db_problem is None:
             progress(f"database: {redact_dsn(dsn)}")
         elif embedded == "never":
-            raise ParkcarbonError(
+            raise DemoError(
                 f"database unavailable: {db_problem}",
                 hint="start PostgreSQL or drop --embedded never",
             )
@@ -118,7 +119,7 @@ def resolve_services(
         if mq_problem is None:
             progress(f"broker: {host}:{port}")
         elif embedded == "never":
-            raise ParkcarbonError(
+            raise DemoError(
                 f"MQTT broker unavailable: {mq_problem}",
                 hint="start the broker or drop --embedded never",
             )
