@@ -15,10 +15,12 @@ from support import ROOT
 
 # folder -> import name, as [tool.setuptools.package-dir] in pyproject.toml
 PACKAGE_DIRS = {"parkcarbon": "parkcarbon", "ingest": "parkcarbon.ingest",
-                "carbon": "parkcarbon.carbon", "schema": "parkcarbon.schema"}
+                "carbon": "parkcarbon.carbon", "schema": "parkcarbon.schema",
+                "alerts": "parkcarbon.alerts", "grafana": "parkcarbon.grafana",
+                "reports": "parkcarbon.reports", "security": "parkcarbon.security"}
 FEATURES = ("parkcarbon.ingest", "parkcarbon.carbon", "parkcarbon.alerts",
-            "parkcarbon.grafana", "parkcarbon.schema", "parkcarbon.runtime",
-            "parkcarbon.demo")
+            "parkcarbon.grafana", "parkcarbon.reports", "parkcarbon.security",
+            "parkcarbon.schema", "parkcarbon.runtime", "parkcarbon.demo")
 # The composition root may import features; runtime and demo compose them too.
 COMPOSITION = ("parkcarbon.cli", "parkcarbon.__main__")
 

@@ -1,0 +1,1 @@
+"""Alerts: rules, a durable state machine per (rule, subject), and notification delivery."""

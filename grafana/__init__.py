@@ -1,0 +1,1 @@
+"""Grafana boards as code: build, provision, publish and check every panel's SQL."""

@@ -1,0 +1,1 @@
+"""Isolation between enterprises: database roles and row-level security, broker credentials."""
