@@ -40,7 +40,14 @@ QUANTITY_COLUMNS = {  # (carrier, scope) -> output column
     ("steam", "2"): "steam_t",
     ("water", "3"): "water_m3",
 }
-FIGURES = ["scope1_co2_t", "scope2_co2_t", "scope12_co2_t", "scope3_water_co2_t", "tce"]
+FIGURES = [
+    "scope1_co2_t",  # fuels burnt on site + process emissions
+    "scope1_process_co2_t",  # of which process (clinker, lime calcination)
+    "scope2_co2_t",
+    "scope12_co2_t",
+    "scope3_water_co2_t",
+    "tce",
+]
 COLUMNS = [
     "enterprise_id",
     "name_zh",
@@ -101,10 +108,22 @@ def describe_flag(flag: str, label: str) -> str:
         )
     if kind == "later_year":
         return f"{key}: no factor of {label} or earlier; the {year} factor is used"
+    if kind == "unconfirmed" and key.startswith("process."):
+        return (
+            f"{key}: process emissions by the IPCC 2006 Tier 1 default, UNCONFIRMED "
+            "(enter the measured CaO/MgO content in the production file)"
+        )
     if kind == "unconfirmed":
         return f"{key}: value UNCONFIRMED in the factor reference (flagged)"
     if kind == "no_factor":
         return f"{key}: no factor applies to part of {label}; those figures are missing"
+    if kind == "unpaired":
+        return (
+            f"{key}: an override per m³ states no heating value; its tce uses the NCV of "
+            "the gas kind (the two figures are not from one heating value)"
+        )
+    if kind == "no_factor_all":
+        return f"{key}: no factor applies to any day of {label}; those figures are missing"
     return flag
 
 
@@ -172,10 +191,19 @@ def emissions(
             "plan_id",
         ],
     )
-    if raw.empty:
+    keys = ["enterprise_id", "bucket"]
+    process = _process(conn, params, p, freq, enterprise)
+    if raw.empty and process.empty:
         out = _empty(COLUMNS)
         out.attrs.update(period=p.label, basis=basis, energy_basis=energy_basis, notes=[])
         return out
+    if raw.empty:  # process emissions only (production data, no metered figures)
+        figures = [*QUANTITY_COLUMNS.values(), "purchased_heat_gj", "green_power_kwh",
+                   "pv_self_consumed_kwh", "scope1_co2_t", "scope2_co2_t", "scope12_co2_t",
+                   "scope3_water_co2_t", "tce"]
+        out = _add_process(pd.DataFrame(columns=[*keys, "estimated", *figures]), process)
+        _attach_provenance(conn, out, {}, p.label, basis, energy_basis, None, process)
+        return _finish(conn, out)
     # Green power share per enterprise and month (whole months of grid import).
     if p.start.day == 1 and p.end.day == 1:  # whole months: their grid import is in raw
         green = _fetch(
@@ -199,7 +227,9 @@ def emissions(
     raw["share"] = raw["share"].fillna(0.0).where(is_grid, 0.0)
     raw["green_kwh"] = raw["quantity"] * raw["share"]
     raw["co2_market_t"] = raw["co2_market_t"] * (1.0 - raw["share"])
-    missing_ets = bool(((raw["n_ets"] < raw["n"]) & is_grid).any())
+    missing_ets: str | None = None  # none | part | all (of the period's grid import)
+    if bool(((raw["n_ets"] < raw["n"]) & is_grid).any()):
+        missing_ets = "all" if int(raw.loc[is_grid, "n_ets"].sum()) == 0 else "part"
     raw["co2"] = (
         raw[{"location": "co2_location_t", "market": "co2_market_t", "ets": "co2_ets_t"}[basis]]
         .astype(float)
@@ -223,13 +253,68 @@ def emissions(
     if basis == "ets":  # no ETS factor for part of the period: no figure, not zero
         gap = raw[is_grid & (raw["n_ets"] < raw["n"])].groupby(keys).size()
         out.loc[out.index.isin(gap.index), ["scope2_co2_t", "scope12_co2_t"]] = float("nan")
-    out = out.reset_index()
+    out = _add_process(out.reset_index(), process)
     plan_ids = {k: set(v) for k, v in raw.groupby(keys)["plan_id"]}
-    _attach_provenance(conn, out, plan_ids, p.label, basis, energy_basis, missing_ets)
+    _attach_provenance(conn, out, plan_ids, p.label, basis, energy_basis, missing_ets, process)
+    return _finish(conn, out)
+
+
+def _finish(conn: psycopg.Connection, out: pd.DataFrame) -> pd.DataFrame:
     names: dict[str, str] = dict(conn.execute(Q.ENTERPRISE_NAMES).fetchall())
     out["name_zh"] = out["enterprise_id"].map(names)
+    attrs = dict(out.attrs)
     out = out[COLUMNS].sort_values(["enterprise_id", "bucket"]).reset_index(drop=True)
+    out.attrs.update(attrs)
     return out
+
+
+def _process(
+    conn: psycopg.Connection, params: dict[str, Any], p: Period, freq: str | None,
+    enterprise: str | None,
+) -> pd.DataFrame:
+    """Process tCO2 (production data) per enterprise and bucket of ``freq``: enterprise_id,
+    bucket, process_co2_t, process_unconfirmed, process_methods."""
+    where = Q.AND_PROCESS_ENTERPRISE if enterprise is not None else ""
+    df = _fetch(
+        conn,
+        Q.PROCESS_DAILY.format(where=where),
+        params,
+        ["enterprise_id", "day", "process_co2_t", "process_unconfirmed", "process_methods"],
+    )
+    if df.empty:
+        return df.rename(columns={"day": "bucket"})
+    if freq is None:
+        df["bucket"] = p.label
+    elif freq == "day":
+        df["bucket"] = df["day"]
+    elif freq == "month":
+        df["bucket"] = [d.replace(day=1) for d in df["day"]]
+    else:
+        df["bucket"] = [d.replace(month=1, day=1) for d in df["day"]]
+    return df.groupby(["enterprise_id", "bucket"], as_index=False).agg(
+        process_co2_t=("process_co2_t", "sum"),
+        process_unconfirmed=("process_unconfirmed", "any"),
+        process_methods=("process_methods", lambda m: " ".join(sorted(set(" ".join(m).split())))),
+    )
+
+
+def _add_process(out: pd.DataFrame, process: pd.DataFrame) -> pd.DataFrame:
+    """Scope 1 process emissions as their own figure, added to Scope 1 and 1+2 (rows with
+    process emissions only get zeros elsewhere)."""
+    keys = ["enterprise_id", "bucket"]
+    if process.empty:
+        return out.assign(scope1_process_co2_t=0.0)
+    merged = out.merge(process[[*keys, "process_co2_t"]], how="outer", on=keys, indicator=True)
+    new = merged["_merge"] == "right_only"
+    for c in out.columns:
+        if c not in (*keys, "estimated"):
+            merged[c] = merged[c].astype(float).where(~new, 0.0)
+    merged["estimated"] = merged["estimated"].where(~new, False).astype(bool)
+    added = merged["process_co2_t"].fillna(0.0).astype(float)
+    merged["scope1_process_co2_t"] = added
+    merged["scope1_co2_t"] = merged["scope1_co2_t"] + added
+    merged["scope12_co2_t"] = merged["scope12_co2_t"] + added
+    return merged.drop(columns=["process_co2_t", "_merge"])
 
 
 def _green_whole_months(conn: psycopg.Connection, params: dict[str, Any]) -> pd.DataFrame:
@@ -249,7 +334,8 @@ def _attach_provenance(
     label: str,
     basis: str,
     energy_basis: str,
-    missing_ets: bool,
+    missing_ets: str | None,
+    process: pd.DataFrame | None = None,
 ) -> None:
     """Add flags, unconfirmed and factor_ids columns and ``attrs['notes']``.
 
@@ -264,9 +350,20 @@ def _attach_provenance(
         for n, column in enumerate(("factor_ids", "flags")):
             items = sorted({x for p in ids for x in plans[p][n]})
             lists[column][key] = [x for x in items if _relevant(x, basis, energy_basis)]
-    extra = ["no_factor:co2.electricity.ets"] if basis == "ets" and missing_ets else []
+    extra = []
+    if basis == "ets" and missing_ets:
+        kind = "no_factor" if missing_ets == "part" else "no_factor_all"
+        extra = [f"{kind}:co2.electricity.ets"]
     keys = list(zip(out["enterprise_id"], out["bucket"], strict=True))
-    flags = [lists["flags"].get(k, []) + extra for k in keys]
+    proc_flags: dict[tuple[Any, Any], list[str]] = {}
+    if process is not None and not process.empty:
+        for r in process.itertuples(index=False):
+            if r.process_unconfirmed:
+                proc_flags[(r.enterprise_id, r.bucket)] = [
+                    f"unconfirmed:process.{m}" for m in str(r.process_methods).split()
+                    if m.endswith("_tier1")
+                ]
+    flags = [lists["flags"].get(k, []) + proc_flags.get(k, []) + extra for k in keys]
     out["flags"] = ["; ".join(f) for f in flags]
     out["unconfirmed"] = [any(x.startswith("unconfirmed:") for x in f) for f in flags]
     out["factor_ids"] = [" ".join(lists["factor_ids"].get(k, [])) for k in keys]

@@ -1,7 +1,9 @@
 """The accounting run: usage per meter and local day x factor plan -> emissions_daily.
 
 The heavy work is one SQL statement: usage per meter and local day (park timezone) is
-joined to the small factor plan (see ``plan``); pandas only builds the plan. Plain
+joined to the small factor plan (see ``plan``); pandas only builds the plan, whose
+rows carry the enterprise that owned the meter on those days (``meter_ownership``: a
+meter moved to another enterprise keeps its history with the old owner). Plain
 PostgreSQL reads the per-day totals kept by triggers (``usage_day_totals``); TimescaleDB
 mode sums the usage rows. A run recomputes
 
@@ -39,7 +41,7 @@ import psycopg
 from parkcarbon.carbon import queries as Q
 from parkcarbon.carbon.factors import FactorLibrary, load_library, sync_factors
 from parkcarbon.carbon.models import Period, RefreshResult, parse_period
-from parkcarbon.carbon.plan import build_plan
+from parkcarbon.carbon.plan import Ownership, build_plan
 from parkcarbon.db import LockKey, meta_value, storage_mode
 from parkcarbon.units import SLOT_SECONDS
 
@@ -112,6 +114,16 @@ def _copy_plan(conn: psycopg.Connection, plan: Any) -> None:
     with conn.cursor().copy(Q.COPY_PLAN.format(columns=", ".join(plan.columns))) as copy:
         for rec in plan.itertuples(index=False):
             copy.write_row(list(rec))
+
+
+def _owners(conn: psycopg.Connection, tz: str) -> dict[str, list[Ownership]]:
+    """Meter id -> its ownership periods in local days (one query for all meters)."""
+    owners: dict[str, list[Ownership]] = {}
+    for meter_id, enterprise_id, day_from, day_to in conn.execute(
+        Q.METER_OWNERSHIP, {"tz": tz}
+    ):
+        owners.setdefault(meter_id, []).append((enterprise_id, day_from, day_to))
+    return owners
 
 
 def _mark_dirty(conn: psycopg.Connection, tz: str, watermark: Any) -> None:
@@ -188,6 +200,7 @@ def refresh(
                 span[1],
                 region=settings.electricity_region,
                 gas_kind=settings.natural_gas_kind,
+                owners=_owners(conn, tz),
             )
             _copy_plan(conn, plan)
             params: dict[str, Any] = {"tz": tz, "eps": EPSILON, "slot_seconds": SLOT_SECONDS}

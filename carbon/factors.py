@@ -9,11 +9,13 @@ so a unit that does not fit the carrier is refused with a message naming the ent
 Each factor gets a content-addressed ``version_id`` (key/region/year/scope/hash): a
 changed value is a new version, and stored figures name the versions they used.
 
-Selection for a meter on a local day (``FactorLibrary.select``): enterprise override,
-then park override, then library; among entries valid on that day, an annual series
-(``annual: true``, electricity) takes its own year or else the latest earlier year,
-flagged ``earlier_year``; with no year at or before the day, the earliest year is used,
-flagged ``later_year``. ``unconfirmed`` factors are flagged wherever they are used.
+Selection for a meter on a local day (``FactorLibrary.select``): meter override
+(``meter: E01-GAS-1``, e.g. a measured heating value or the declared steam enthalpy),
+then enterprise override, then park override, then library; among entries valid on
+that day, an annual series (``annual: true``, electricity) takes its own year or else
+the latest earlier year, flagged ``earlier_year``; with no year at or before the day,
+the earliest year is used, flagged ``later_year``. ``unconfirmed`` factors are flagged
+wherever they are used.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from parkcarbon.yamlfile import read_yaml
 log = logging.getLogger(__name__)
 
 CO2_PER_C = 44.0 / 12.0  # molar mass ratio CO2 / C
-Origin = Literal["library", "park", "enterprise"]
-_TIER = {"enterprise": 0, "park": 1, "library": 2}
+Origin = Literal["library", "park", "enterprise", "meter"]
+TIER = {"meter": 0, "enterprise": 1, "park": 2, "library": 3}  # lower wins
+_TIER = TIER
 _PINT_CANONICAL = {"kWh": "kilowatt_hour", "m3": "meter**3", "GJ": "gigajoule", "t": "metric_ton"}
 _NUMERATOR = {"co2": ("metric_ton", "t"), "tce": ("tonne_coal_equivalent", "tce")}
 
@@ -71,12 +74,33 @@ class FactorEntry(_Model):
     confidence: str = Field(min_length=1)
     source: str = Field(min_length=1)
     enterprise: str | None = None
+    meter: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> FactorEntry:
         if self.valid_from and self.valid_to and self.valid_to <= self.valid_from:
             raise ValueError("valid_to must be after valid_from")
         return self
+
+
+def _per_gj(entry: FactorEntry, base: FactorEntry | None) -> tuple[float | None, float | None]:
+    """(t CO2 per GJ, the entry's own NCV in GJ per canonical unit) of a fuel factor given
+    by components (CC x OF x 44/12, and the NCV it states itself, not inherited)."""
+    if entry.value is not None or entry.key.split(".")[0] != "co2":
+        return None, None
+    comps = dict(base.components or {}) if base is not None else {}
+    comps.update(entry.components or {})
+    cc, ox = comps.get("carbon_content"), comps.get("oxidation")
+    if not isinstance(cc, Component) or ox is None:
+        return None, None
+    ox_v = ox.value if isinstance(ox, Component) else float(ox)
+    per_gj = float(_quantity(cc.value, cc.unit).to("metric_ton / gigajoule").magnitude)
+    own = (entry.components or {}).get("ncv")
+    ncv = None
+    if isinstance(own, Component):
+        canonical = _PINT_CANONICAL[CANONICAL_UNIT[_carrier_of(entry.key)]]
+        ncv = float(_quantity(own.value, own.unit).to(f"gigajoule / ({canonical})").magnitude)
+    return per_gj * ox_v * CO2_PER_C, ncv
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,8 @@ class Factor:
     per_canonical: float  # t CO2, tce or GJ per canonical unit of the carrier
     canonical_unit: str  # e.g. "t/kWh", "tce/m3", "GJ/t"
     version_id: str
+    per_gj: float | None = None  # fuel by components: t CO2 per GJ (CC x OF x 44/12)
+    own_ncv: float | None = None  # GJ per canonical unit, when the entry states its NCV
 
     @property
     def key(self) -> str:
@@ -106,18 +132,21 @@ class Selection:
     flags: tuple[str, ...]
 
 
+# Parameters: heat content per canonical unit (GJ/t steam enthalpy, GJ/m3 gas NCV).
+PARAMS = {"param.steam.enthalpy": Carrier.steam, "param.natural_gas.ncv": Carrier.natural_gas}
+
+
 def _carrier_of(key: str) -> Carrier:
-    part = key.split(".")[1]
-    if key == "param.steam.enthalpy":
-        return Carrier.steam
-    return Carrier(part)
+    if key in PARAMS:
+        return PARAMS[key]
+    return Carrier(key.split(".")[1])
 
 
 def target_unit(key: str) -> tuple[str, str]:
     """(pint expression, label) of the canonical unit of a factor key."""
     canonical = CANONICAL_UNIT[_carrier_of(key)]
-    if key == "param.steam.enthalpy":
-        return "gigajoule / metric_ton", "GJ/t"
+    if key in PARAMS:
+        return f"gigajoule / ({_PINT_CANONICAL[canonical]})", f"GJ/{canonical}"
     pint_num, label = _NUMERATOR[key.split(".")[0]]
     return f"{pint_num} / ({_PINT_CANONICAL[canonical]})", f"{label}/{canonical}"
 
@@ -167,9 +196,11 @@ def _convert(entry: FactorEntry, base: FactorEntry | None) -> float:
 
 def _version_id(entry: FactorEntry, origin: Origin, per_canonical: float) -> str:
     payload = entry.model_dump(mode="json", exclude={"confidence", "source"})
+    if payload.get("meter") is None:  # ids of factors without a meter scope stay as before
+        payload.pop("meter", None)
     payload["per_canonical"] = round(per_canonical, 12)
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
-    scope = entry.enterprise or ("park" if origin == "park" else "lib")
+    scope = entry.meter or entry.enterprise or ("park" if origin == "park" else "lib")
     return f"{entry.key}/{entry.region}/{entry.year}/{scope}/{digest}"
 
 
@@ -196,13 +227,20 @@ class FactorLibrary:
         return self._by_key.get(key, [])
 
     def select(
-        self, key: str, day: date, *, region: str | None = None, enterprise: str | None = None
+        self,
+        key: str,
+        day: date,
+        *,
+        region: str | None = None,
+        enterprise: str | None = None,
+        meter: str | None = None,
     ) -> Selection:
         pool = [
             f
             for f in self.candidates(key)
             if (region is None or f.entry.region in (region, "any"))
             and (f.entry.enterprise is None or f.entry.enterprise == enterprise)
+            and (f.entry.meter is None or f.entry.meter == meter)
             and f.valid_on(day)
         ]
         if not pool:
@@ -249,6 +287,7 @@ def _resolve(
         try:
             entry = FactorEntry.model_validate(item)
             per = _convert(entry, base.get(entry.key))
+            per_gj, own_ncv = _per_gj(entry, base.get(entry.key))
         except ValidationError as exc:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"])
@@ -257,9 +296,17 @@ def _resolve(
         except (ValueError, pint.PintError, AttributeError) as exc:
             problems.append(f"{where}: {exc}")
             continue
-        kind: Origin = "enterprise" if entry.enterprise else origin
+        kind: Origin = "meter" if entry.meter else "enterprise" if entry.enterprise else origin
         out.append(
-            Factor(entry, kind, per, target_unit(entry.key)[1], _version_id(entry, kind, per))
+            Factor(
+                entry,
+                kind,
+                per,
+                target_unit(entry.key)[1],
+                _version_id(entry, kind, per),
+                per_gj,
+                own_ncv,
+            )
         )
     return out
 
@@ -312,6 +359,7 @@ def sync_factors(conn: Any, library: FactorLibrary) -> int:
             f.entry.source,
             f.origin,
             f.entry.enterprise,
+            f.entry.meter,
         )
         for f in library.factors
     ]

@@ -18,9 +18,13 @@ ACCOUNTING_INTERVAL_SECONDS = 300.0
 
 
 def accounting_refresh_job(ctx: JobContext) -> RefreshResult:
-    """Recompute emissions and standard coal for the periods whose usage changed."""
+    """Recompute emissions and standard coal for the periods whose usage changed, and
+    write the targets file's budgets into ``carbon_budgets``."""
+    from parkcarbon.carbon.targets import sync_budgets
+
     with connect(ctx.settings) as conn:
         result = refresh(conn, ctx.settings)
+        sync_budgets(conn, ctx.settings)
         conn.commit()
     log.debug("accounting refresh: %s", result)
     return result

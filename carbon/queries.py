@@ -38,6 +38,25 @@ ACCOUNTED_METERS = (
     "SELECT id, enterprise_id, carrier, role FROM meters "
     "WHERE role <> 'sub_meter' ORDER BY id"
 )
+# Ownership periods of the accounted meters (meter_ownership, migration 0009) as local
+# days [day_from, day_to) of the park (parameter tz): the owner of a local day is the
+# owner at its local start, so a period owns the days whose start falls in
+# [valid_from, valid_to): from the first local midnight at or after valid_from (a move
+# during a day leaves that day with the old owner) up to the first one at or after
+# valid_to. timestamptz counts microseconds, hence "+ 1 day - 1 microsecond" as the
+# ceiling to a local day. NULL day_from: a meter's first period, open to the past (it
+# starts in 1900 anyway); NULL day_to: the current period.
+METER_OWNERSHIP = """
+SELECT o.meter_id, o.enterprise_id,
+       CASE WHEN o.valid_from > min(o.valid_from) OVER (PARTITION BY o.meter_id)
+            THEN ((o.valid_from AT TIME ZONE %(tz)s) + INTERVAL '1 day'
+                  - INTERVAL '1 microsecond')::date END AS day_from,
+       ((o.valid_to AT TIME ZONE %(tz)s) + INTERVAL '1 day'
+        - INTERVAL '1 microsecond')::date AS day_to
+FROM meter_ownership o
+JOIN meters m ON m.id = o.meter_id AND m.role <> 'sub_meter'
+ORDER BY o.meter_id, o.valid_from
+"""
 
 # --- emissions (accounting.emissions, park_summary) --------------------------------
 
@@ -98,14 +117,6 @@ ELECTRICITY_TCE_PER_KWH = {
     "equal_value": _ELECTRICITY_TCE_PER_KWH.format(col="tce_equal_value"),
 }
 
-# --- targets -----------------------------------------------------------------------
-
-# Value added per enterprise for the months [first, last] (closed).
-VALUE_ADDED_YTD = (
-    "SELECT enterprise_id, sum(value_added_10k_cny) FROM enterprise_economics "
-    "WHERE month >= %s AND month <= %s GROUP BY 1"
-)
-
 # --- factors -----------------------------------------------------------------------
 
 COUNT_FACTORS = "SELECT count(*) FROM carbon_factors"
@@ -113,9 +124,9 @@ COUNT_FACTORS = "SELECT count(*) FROM carbon_factors"
 INSERT_FACTOR = """
             INSERT INTO carbon_factors (version_id, key, region, basis, gas, year, value,
                 unit, components, per_canonical, canonical_unit, valid_from, valid_to,
-                annual, unconfirmed, confidence, source, origin, enterprise_id)
+                annual, unconfirmed, confidence, source, origin, enterprise_id, meter_id)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    %s, %s)
+                    %s, %s, %s)
             ON CONFLICT (version_id) DO NOTHING
             """
 
@@ -492,3 +503,134 @@ UPSERT_GREEN_POWER = """
                       green_power.source)
                      IS DISTINCT FROM (excluded.contract_kwh, excluded.certificate_kwh,
                                        excluded.source)"""
+
+# --- coverage (coverage: value added matched to the days with data) ----------------
+
+# Value added per enterprise and month for [d0, d1).
+ECONOMICS_MONTHLY = """SELECT enterprise_id, month, value_added_10k_cny
+           FROM enterprise_economics WHERE month >= %s AND month < %s
+             AND value_added_10k_cny IS NOT NULL"""
+# Local days with figures per enterprise and month in [d0, d1) (any accounted meter).
+DATA_DAYS = """SELECT enterprise_id, date_trunc('month', day)::date, count(DISTINCT day)
+           FROM emissions_daily WHERE day >= %s AND day < %s GROUP BY 1, 2"""
+# Local days with figures for the park (any enterprise) in [d0, d1).
+PARK_DATA_DAYS = "SELECT count(DISTINCT day) FROM emissions_daily WHERE day >= %s AND day < %s"
+
+# --- carbon_budgets (targets.store_budgets) ----------------------------------------
+
+# The year of the first stored figure (budgets are written from that year on).
+FIRST_FIGURE_YEAR = "SELECT extract(year FROM min(day))::int FROM emissions_daily"
+BUDGETS_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS _budgets (
+    month date, enterprise_id text, cap_co2_t float8, budget_co2_t float8,
+    intensity_co2_per_10k_cny float8, basis text, profile text, cap_source text
+) ON COMMIT DROP;
+TRUNCATE _budgets
+"""
+COPY_BUDGETS = (
+    "COPY _budgets (month, enterprise_id, cap_co2_t, budget_co2_t, "
+    "intensity_co2_per_10k_cny, basis, profile, cap_source) FROM STDIN"
+)
+DELETE_STALE_BUDGETS = """
+DELETE FROM carbon_budgets b
+WHERE NOT EXISTS (SELECT 1 FROM _budgets n
+                  WHERE coalesce(n.enterprise_id, '') = coalesce(b.enterprise_id, '')
+                    AND n.month = b.month)
+"""
+UPSERT_BUDGETS = """
+INSERT INTO carbon_budgets (month, enterprise_id, cap_co2_t, budget_co2_t,
+    intensity_co2_per_10k_cny, basis, profile, cap_source)
+SELECT month, enterprise_id, cap_co2_t, budget_co2_t, intensity_co2_per_10k_cny, basis,
+       profile, cap_source FROM _budgets
+ON CONFLICT ((coalesce(enterprise_id, '')), month) DO UPDATE SET
+    cap_co2_t = excluded.cap_co2_t, budget_co2_t = excluded.budget_co2_t,
+    intensity_co2_per_10k_cny = excluded.intensity_co2_per_10k_cny,
+    basis = excluded.basis, profile = excluded.profile, cap_source = excluded.cap_source,
+    updated_at = now()
+WHERE (carbon_budgets.cap_co2_t, carbon_budgets.budget_co2_t,
+       carbon_budgets.intensity_co2_per_10k_cny, carbon_budgets.basis,
+       carbon_budgets.profile, carbon_budgets.cap_source)
+      IS DISTINCT FROM (excluded.cap_co2_t, excluded.budget_co2_t,
+                        excluded.intensity_co2_per_10k_cny, excluded.basis,
+                        excluded.profile, excluded.cap_source)
+"""
+# The stored budgets of a year (park: enterprise_id NULL), for reports and the demo.
+BUDGETS_OF_YEAR = """
+SELECT month, enterprise_id, cap_co2_t, budget_co2_t, intensity_co2_per_10k_cny, basis,
+       profile, cap_source
+FROM carbon_budgets WHERE month >= %s AND month < %s
+ORDER BY enterprise_id NULLS FIRST, month
+"""
+
+# --- process emissions (process.sync_production, accounting.emissions) -------------
+
+PROCESS_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS _process (
+    enterprise_id text, month date, product text, output_t float8, parameters jsonb,
+    method text, co2_t float8, unconfirmed boolean, method_source text, source text
+) ON COMMIT DROP;
+TRUNCATE _process
+"""
+COPY_PROCESS = (
+    "COPY _process (enterprise_id, month, product, output_t, parameters, method, co2_t, "
+    "unconfirmed, method_source, source) FROM STDIN"
+)
+DELETE_STALE_PROCESS = """
+DELETE FROM process_emissions p
+WHERE NOT EXISTS (SELECT 1 FROM _process n WHERE n.enterprise_id = p.enterprise_id
+                  AND n.month = p.month AND n.product = p.product)
+"""
+UPSERT_PROCESS = """
+INSERT INTO process_emissions (enterprise_id, month, product, output_t, parameters, method,
+    co2_t, unconfirmed, method_source, source)
+SELECT enterprise_id, month, product, output_t, parameters, method, co2_t, unconfirmed,
+       method_source, source FROM _process
+ON CONFLICT (enterprise_id, month, product) DO UPDATE SET
+    output_t = excluded.output_t, parameters = excluded.parameters,
+    method = excluded.method, co2_t = excluded.co2_t, unconfirmed = excluded.unconfirmed,
+    method_source = excluded.method_source, source = excluded.source, updated_at = now()
+WHERE (process_emissions.output_t, process_emissions.parameters, process_emissions.method,
+       process_emissions.co2_t, process_emissions.source)
+      IS DISTINCT FROM (excluded.output_t, excluded.parameters, excluded.method,
+                        excluded.co2_t, excluded.source)
+"""
+# Process tCO2 per enterprise and local day of [d0, d1): each month's figure spread
+# evenly over its days ({where}: AND_PROCESS_ENTERPRISE or nothing).
+PROCESS_DAILY = """
+SELECT p.enterprise_id, d::date AS day,
+       sum(p.co2_t / extract(day FROM (p.month + INTERVAL '1 month' - INTERVAL '1 day'))),
+       bool_or(p.unconfirmed), string_agg(DISTINCT p.method, ' ')
+FROM process_emissions p,
+     generate_series(greatest(p.month, %(d0)s::date),
+                     least(p.month + INTERVAL '1 month', %(d1)s::date) - INTERVAL '1 day',
+                     INTERVAL '1 day') AS d
+WHERE p.month < %(d1)s AND p.month + INTERVAL '1 month' > %(d0)s {where}
+GROUP BY 1, 2
+"""
+AND_PROCESS_ENTERPRISE = "AND p.enterprise_id = %(ent)s"
+
+# --- green certificate register (certificates.sync_register) -----------------------
+
+DELETE_CERTIFICATES = "DELETE FROM green_certificates"
+INSERT_CERTIFICATE = """
+INSERT INTO green_certificates (enterprise_id, serials, serial_prefix, serial_first,
+    serial_last, mwh, generation_from, generation_to, cancelled_on, contract_id, source)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+# (enterprise, local day) pairs with metered figures in [d0, d1): the days with data of
+# targets status (process emissions alone do not make a day covered).
+METERED_DAYS = """SELECT DISTINCT enterprise_id, day FROM emissions_daily
+           WHERE day >= %s AND day < %s"""
+# Process tCO2 per enterprise on days of [d0, d1) without metered figures of it.
+PROCESS_UNMETERED = """
+SELECT p.enterprise_id,
+       sum(p.co2_t / extract(day FROM (p.month + INTERVAL '1 month' - INTERVAL '1 day')))
+FROM process_emissions p,
+     generate_series(greatest(p.month, %(d0)s::date),
+                     least(p.month + INTERVAL '1 month', %(d1)s::date) - INTERVAL '1 day',
+                     INTERVAL '1 day') AS d
+WHERE p.month < %(d1)s AND p.month + INTERVAL '1 month' > %(d0)s
+  AND NOT EXISTS (SELECT 1 FROM emissions_daily e
+                  WHERE e.enterprise_id = p.enterprise_id AND e.day = d::date)
+GROUP BY 1
+"""

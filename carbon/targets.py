@@ -26,7 +26,7 @@ run-out date is the first day the projected cumulative figure reaches the cap.
 from __future__ import annotations
 
 import calendar
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,15 +63,44 @@ class YearTarget(_Model):
     intensity_co2_per_10k_cny: float | None = Field(None, gt=0)
 
 
+WEIGHTS_TOLERANCE = 0.01  # |sum of the 12 seasonal weights - 12| accepted
+
+
+def _check_weights(w: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if w is None:
+        return w
+    if len(w) != 12 or any(x <= 0 for x in w):
+        raise ValueError("12 positive weights (Jan..Dec) needed")
+    total = sum(w)
+    if abs(total - 12) > WEIGHTS_TOLERANCE:
+        raise ValueError(
+            f"the 12 weights sum to {total:.2f}, not 12 (each is its month's share of the "
+            "annual cap x 12; weights are not normalised)"
+        )
+    return w
+
+
 class Pathway(_Model):
     id: str = PARK
     baseline: Point | None = None
     peak: Point | None = None
     post_peak_decline_pct: float = Field(0.0, ge=0, lt=100)
     annual: dict[int, YearTarget] = Field(default_factory=dict)
+    # the subject's own budget profile (a data centre is flat); None: the file's
+    budget_profile: Literal["days", "seasonal"] | None = None
+    seasonal_weights: tuple[float, ...] | None = None
+
+    @field_validator("seasonal_weights")
+    @classmethod
+    def _twelve(cls, w: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return _check_weights(w)
 
     @model_validator(mode="after")
     def _order(self) -> Pathway:
+        if self.budget_profile == "seasonal" and self.seasonal_weights is None:
+            raise ValueError("budget_profile seasonal needs seasonal_weights (12 weights)")
+        if self.seasonal_weights is not None and self.budget_profile is None:
+            raise ValueError("seasonal_weights given without budget_profile: seasonal")
         if self.baseline and self.peak and self.peak.year < self.baseline.year:
             raise ValueError("peak.year must not be before baseline.year")
         if (self.baseline is None) != (self.peak is None):
@@ -108,9 +137,7 @@ class Targets(_Model):
     @field_validator("seasonal_weights")
     @classmethod
     def _twelve(cls, w: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if w is not None and (len(w) != 12 or any(x <= 0 for x in w)):
-            raise ValueError("12 positive weights (Jan..Dec) needed")
-        return w
+        return _check_weights(w)
 
     @model_validator(mode="after")
     def _weights(self) -> Targets:
@@ -118,11 +145,22 @@ class Targets(_Model):
             raise ValueError("budget_profile seasonal needs seasonal_weights (12 weights)")
         return self
 
-    def month_weights(self, year: int) -> list[float]:
-        """Share of the annual cap in each month (sums to 1)."""
-        if self.budget_profile == "seasonal" and self.seasonal_weights:
-            total = sum(self.seasonal_weights)
-            return [w / total for w in self.seasonal_weights]
+    def profile(self, subject: Pathway | None = None) -> str:
+        """The budget profile of ``subject``: days, seasonal, or ``own days`` / ``own
+        seasonal`` when the subject has its own."""
+        if subject is not None and subject.budget_profile is not None:
+            return f"own {subject.budget_profile}"
+        return self.budget_profile
+
+    def month_weights(self, year: int, subject: Pathway | None = None) -> list[float]:
+        """Share of the annual cap in each month: the subject's own profile, else the
+        file's (seasonal weights / 12, as written: never normalised; or days / days of
+        the year)."""
+        own = subject is not None and subject.budget_profile is not None
+        profile = subject.budget_profile if own and subject else self.budget_profile
+        weights = subject.seasonal_weights if own and subject else self.seasonal_weights
+        if profile == "seasonal" and weights:
+            return [w / 12 for w in weights]
         days = 366 if calendar.isleap(year) else 365
         return [calendar.monthrange(year, m)[1] / days for m in range(1, 13)]
 
@@ -160,13 +198,49 @@ def parse_targets(
     ]
     if enterprises is not None:
         problems += [
-            f"{source}: enterprises[{n}] ({i}): id: unknown enterprise {i!r}"
+            f"{source}: enterprises[{n}] ({i}): id: unknown enterprise {i!r} (not in the "
+            "registry)"
             for n, i in enumerate(ids)
             if i not in enterprises
         ]
+    for year in _target_years(targets):
+        park_cap, _ = targets.park.cap(year)
+        if park_cap is None:
+            continue
+        for n, e in enumerate(targets.enterprises):
+            cap, _ = e.cap(year)
+            if cap is not None and cap > park_cap:
+                problems.append(
+                    f"{source}: enterprises[{n}] ({e.id}): {year} cap {cap:,.0f} tCO2 is "
+                    f"above the park's cap {park_cap:,.0f} tCO2"
+                )
     if problems:
         raise TargetsError(problems)
     return targets
+
+
+def _target_years(targets: Targets) -> list[int]:
+    """The years a targets file speaks of: explicit years, baselines and peaks."""
+    years: set[int] = set()
+    for s in targets.subjects():
+        years |= set(s.annual)
+        years |= {p.year for p in (s.baseline, s.peak) if p is not None}
+    return sorted(years)
+
+
+def targets_warnings(targets: Targets, years: list[int] | None = None) -> list[str]:
+    """Odd but possible: enterprise caps summing above the park cap (per year)."""
+    out = []
+    for year in sorted(set(years or []) | set(_target_years(targets))):
+        park_cap, _ = targets.park.cap(year)
+        caps = [(e.id, e.cap(year)[0]) for e in targets.enterprises]
+        total = sum(c for _, c in caps if c is not None)
+        if park_cap is not None and total > park_cap:
+            out.append(
+                f"{targets.source}: {year}: enterprise caps sum to {total:,.0f} tCO2, above "
+                f"the park's cap {park_cap:,.0f} tCO2 (by {total - park_cap:,.0f} t)"
+            )
+    return out
 
 
 def load_targets(path: Path | str, enterprises: set[str] | None = None) -> Targets:
@@ -182,7 +256,7 @@ def monthly_budgets(targets: Targets, subject: Pathway, year: int) -> pd.DataFra
     cap, _ = subject.cap(year)
     if cap is None:
         return pd.DataFrame(columns=["month", "budget_co2_t"])
-    weights = targets.month_weights(year)
+    weights = targets.month_weights(year, subject)
     return pd.DataFrame(
         {
             "month": [date(year, m, 1) for m in range(1, 13)],
@@ -191,25 +265,46 @@ def monthly_budgets(targets: Targets, subject: Pathway, year: int) -> pd.DataFra
     )
 
 
-def _daily_budget(targets: Targets, cap: float, year: int) -> pd.Series:
+def _daily_budget(targets: Targets, subject: Pathway, cap: float, year: int) -> pd.Series:
     days = pd.date_range(date(year, 1, 1), date(year, 12, 31), freq="D").date
-    weights = targets.month_weights(year)
+    weights = targets.month_weights(year, subject)
     per_day = [cap * weights[d.month - 1] / calendar.monthrange(year, d.month)[1] for d in days]
     return pd.Series(per_day, index=days)
 
 
+def elapsed_end(year: int, today: date, as_of: date | None) -> date | None:
+    """Last elapsed day of ``year`` (as of ``as_of`` or ``today``); None before it."""
+    end = min(as_of or today, date(year, 12, 31))
+    return end if end >= date(year, 1, 1) else None
+
+
 def _status_row(
-    targets: Targets, subject: Pathway, year: int, actual: pd.Series, value_added: float | None
+    targets: Targets,
+    subject: Pathway,
+    year: int,
+    actual: pd.Series,
+    value_added: float | None,
+    end: date | None,
+    min_coverage_pct: float,
 ) -> dict[str, Any]:
+    """One subject: ``actual`` is tCO2 per day with data (index: local days)."""
     cap, origin = subject.cap(year)
+    actual = actual[actual.index <= end] if end is not None else actual.iloc[:0]
     last = max(actual.index) if len(actual) else None
     ytd = float(actual.sum())
+    elapsed = (end - date(year, 1, 1)).days + 1 if end is not None else 0
+    covered = len(actual)
+    coverage = 100.0 * covered / elapsed if elapsed else None
     row: dict[str, Any] = {
         "subject": subject.id,
         "year": year,
         "cap_co2_t": cap,
         "cap_source": origin,
+        "profile": targets.profile(subject if subject.id != PARK else None),
         "data_through": last,
+        "days_with_data": covered,
+        "days_elapsed": elapsed,
+        "coverage_pct": coverage,
         "ytd_co2_t": ytd,
         "ytd_budget_co2_t": None,
         "ytd_vs_budget_pct": None,
@@ -218,22 +313,33 @@ def _status_row(
         "forecast_vs_cap_pct": None,
         "runout_date": None,
         "intensity_target": subject.intensity(year),
-        "intensity_actual": ytd / value_added if value_added else None,
+        "intensity_actual": ytd / value_added if value_added and covered else None,
         "status": "no_target" if cap is None else "no_data",
     }
     if cap is None or last is None:
         return row
-    budget = _daily_budget(targets, cap, year)
-    ytd_budget = float(budget[budget.index <= last].sum())
+    budget = _daily_budget(targets, subject, cap, year)
+    have = budget.index.isin(actual.index)
+    # only the days with data: their budget is what the actual figure is compared with
+    ytd_budget = float(budget[have].sum())
     pace = ytd / ytd_budget if ytd_budget > 0 else 0.0
-    forecast = ytd + pace * float(budget[budget.index > last].sum())
+    # days without data (gaps and the rest of the year) projected at that pace
+    projected = budget.where(~have, 0.0) * pace
+    projected[have] = actual.reindex(budget.index[have]).to_numpy()
+    forecast = float(projected.sum())
     runout = None
     if ytd >= cap:
         cum = actual.sort_index().cumsum()
         runout = cum[cum >= cap].index[0]
     elif forecast > cap:
-        projected = ytd + pace * budget[budget.index > last].cumsum()
-        runout = projected[projected >= cap].index[0]
+        cum = projected.cumsum()
+        runout = cum[cum >= cap].index[0]
+    if ytd >= cap:
+        status = "over_cap"
+    elif coverage is not None and coverage < min_coverage_pct:
+        status = "insufficient_data"
+    else:
+        status = "at_risk" if forecast > cap else "on_track"
     row.update(
         ytd_budget_co2_t=ytd_budget,
         ytd_vs_budget_pct=100 * pace,
@@ -241,38 +347,174 @@ def _status_row(
         forecast_co2_t=forecast,
         forecast_vs_cap_pct=100 * forecast / cap,
         runout_date=runout,
-        status="over_cap" if ytd >= cap else "at_risk" if forecast > cap else "on_track",
+        status=status,
     )
     return row
 
 
 def targets_status(
-    conn: psycopg.Connection, *, year: int, targets: Targets, as_of: date | None = None
+    conn: psycopg.Connection,
+    *,
+    year: int,
+    targets: Targets,
+    as_of: date | None = None,
+    today: date | None = None,
+    min_coverage_pct: float = 50.0,
 ) -> pd.DataFrame:
-    """One row for the park and one per enterprise target: cap, YTD, forecast, run-out."""
+    """One row for the park and one per enterprise target: cap, coverage, YTD against
+    the budget of the days with data, forecast at that pace, run-out date, status.
+
+    ``today``: the park's local date (default: now in the database's park timezone);
+    days elapsed run from 1 January to ``as_of`` or ``today``."""
+    from parkcarbon.carbon.coverage import matched_value_added
+
+    if today is None:
+        today = _local_today(conn)
     df = emissions(conn, period=str(year), basis=targets.basis, freq="day")
-    if as_of is not None:
-        df = df[df["bucket"] <= as_of]
+    end = elapsed_end(year, today, as_of)
+    df = df[df["bucket"] <= end] if end is not None else df.iloc[:0]
+    # days with data: days with metered figures (process emissions alone from monthly
+    # production data do not cover a day; those days are projected at the pace)
+    metered = set(conn.execute(Q.METERED_DAYS, (date(year, 1, 1), date(year + 1, 1, 1))))
+    df = df[[k in metered for k in zip(df["enterprise_id"], df["bucket"], strict=True)]]
     daily_park = df.groupby("bucket")["scope12_co2_t"].sum()
-    last = max(daily_park.index) if len(daily_park) else None
-    econ: dict[str, float | None] = dict(
-        conn.execute(
-            Q.VALUE_ADDED_YTD,
-            (date(year, 1, 1), last or date(year, 1, 1) - timedelta(days=1)),
-        ).fetchall()
-    )
+    va = matched_value_added(conn, df[["enterprise_id", "bucket"]], date(year, 1, 1))
     rows = []
     for subject in targets.subjects():
         if subject.id == PARK:
             actual = daily_park
-            va = sum(v for v in econ.values() if v) or None
+            value_added = sum(va.values()) or None
         else:
             sub = df[df["enterprise_id"] == subject.id]
             actual = sub.set_index("bucket")["scope12_co2_t"]
-            va = econ.get(subject.id)
-        rows.append(_status_row(targets, subject, year, actual, va))
+            value_added = va.get(subject.id)
+        rows.append(
+            _status_row(targets, subject, year, actual, value_added, end, min_coverage_pct)
+        )
     out = pd.DataFrame(rows)
     out.attrs.update(
-        basis=targets.basis, notes=df.attrs.get("notes", []), profile=targets.budget_profile
+        basis=targets.basis,
+        notes=[*df.attrs.get("notes", []), *coverage_notes(out, min_coverage_pct)],
+        profile=targets.budget_profile,
     )
     return out
+
+
+def coverage_notes(status: pd.DataFrame, min_coverage_pct: float) -> list[str]:
+    """Sentences stating each subject's coverage where it is not complete."""
+    notes = []
+    for r in status.itertuples(index=False):
+        if r.days_elapsed and r.days_with_data < r.days_elapsed:
+            what = (
+                "insufficient data for a year-end status"
+                if r.status == "insufficient_data"
+                else "budget, pace and forecast use the days with data only"
+            )
+            notes.append(
+                f"{r.subject}: data on {r.days_with_data} of {r.days_elapsed} days elapsed "
+                f"({r.coverage_pct:.1f}%; status needs {min_coverage_pct:.0f}%): {what}"
+            )
+    return notes
+
+
+def _local_today(conn: psycopg.Connection) -> date:
+    from zoneinfo import ZoneInfo
+
+    from parkcarbon.db import meta_value
+    from parkcarbon.periods import local_today
+
+    return local_today(ZoneInfo(meta_value(conn, "timezone") or "Asia/Shanghai"))
+
+
+# --- carbon_budgets: the budgets as accounting applies them ------------------------
+
+
+def budget_rows(targets: Targets, years: list[int]) -> list[tuple[Any, ...]]:
+    """(month, enterprise_id or None, cap, budget, intensity, basis, profile, cap_source)
+    for every subject with a cap in ``years``."""
+    rows = []
+    for year in years:
+        for subject in targets.subjects():
+            cap, origin = subject.cap(year)
+            if cap is None:
+                continue
+            weights = targets.month_weights(year, subject)
+            is_park = subject.id == PARK
+            for m in range(1, 13):
+                rows.append(
+                    (
+                        date(year, m, 1),
+                        None if is_park else subject.id,
+                        cap,
+                        cap * weights[m - 1],
+                        subject.intensity(year),
+                        targets.basis,
+                        targets.profile(None if is_park else subject),
+                        "annual" if origin == "explicit" else "pathway",
+                    )
+                )
+    return rows
+
+
+def store_budgets(conn: psycopg.Connection, targets: Targets | None, years: list[int]) -> int:
+    """Make ``carbon_budgets`` hold exactly the budgets of ``targets`` for ``years``
+    (None: no targets file, the table is emptied). Rows that did not change are left
+    alone (``updated_at`` keeps the time of the last change). Returns rows changed."""
+    rows = [] if targets is None else budget_rows(targets, years)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(Q.BUDGETS_TEMP)
+        with cur.copy(Q.COPY_BUDGETS) as copy:
+            for r in rows:
+                copy.write_row(r)
+        cur.execute(Q.DELETE_STALE_BUDGETS)
+        changed = cur.rowcount
+        cur.execute(Q.UPSERT_BUDGETS)
+        changed += cur.rowcount
+    return changed
+
+
+def sync_budgets(conn: psycopg.Connection, settings: Any) -> int | None:
+    """Write the targets file's budgets (every year from the first with figures to next
+    year) into ``carbon_budgets``; None when the targets file is invalid (logged: the
+    stored budgets stay as they were)."""
+    import logging
+
+    from parkcarbon.carbon.accounting import enterprise_ids
+
+    path = Path(settings.targets_file)
+    targets = None
+    if path.is_file():
+        try:
+            targets = load_targets(path, enterprise_ids(conn))
+        except TargetsError as exc:
+            logging.getLogger(__name__).warning(
+                "carbon budgets not updated: %s", "; ".join(exc.problems)
+            )
+            return None
+    this = _local_today(conn).year
+    first = conn.execute(Q.FIRST_FIGURE_YEAR).fetchone()
+    start = min(this, int(first[0])) if first and first[0] is not None else this
+    years = list(range(start, this + 2))
+    if targets is not None:
+        years = sorted(set(years) | set(_target_years(targets)) & set(range(start, this + 6)))
+    return store_budgets(conn, targets, years)
+
+
+def stored_budgets(conn: psycopg.Connection, year: int) -> pd.DataFrame:
+    """``carbon_budgets`` of ``year`` as written by the last refresh (what Grafana and
+    reports read): month, enterprise_id (None: park), cap, budget, intensity, basis,
+    profile, cap_source."""
+    rows = conn.execute(Q.BUDGETS_OF_YEAR, (date(year, 1, 1), date(year + 1, 1, 1))).fetchall()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "month",
+            "enterprise_id",
+            "cap_co2_t",
+            "budget_co2_t",
+            "intensity_co2_per_10k_cny",
+            "basis",
+            "profile",
+            "cap_source",
+        ],
+    )

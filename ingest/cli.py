@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from parkcarbon.clikit import AppContext, Column, emit_rows, format_option, pass_app
+from parkcarbon.clikit import AppContext, Column, emit_mapping, emit_rows, format_option, pass_app
 
 # The keys of the CSV and JSON rows (the CSV header when there are none); the table
 # is laid out by hand.
@@ -58,26 +58,69 @@ def deadletters_list(app: AppContext, limit: int, include_replayed: bool,
     CSV and JSON: one row per dead letter; JSON adds "counts" (by reason code).
     """
     from parkcarbon.db import connect
-    from parkcarbon.ingest.deadletters import count_by_reason, list_dead_letters
+    from parkcarbon.ingest.deadletters import count_by_reason, list_dead_letters, table_bytes
 
     with connect(app.settings()) as conn:
         rows = list_dead_letters(conn, limit=limit, include_replayed=include_replayed,
                                  reason_code=reason_code)
         counts = count_by_reason(conn, include_replayed=include_replayed)
+        size = table_bytes(conn)
     if fmt != "table":
         emit_rows([r.as_dict() for r in rows], fmt, _DEAD_LETTER_COLUMNS,
-                  json_extra={"counts": counts})
+                  json_extra={"counts": counts, "table_bytes": size})
         return
     total = sum(counts.values())
     kind = "dead letters" if include_replayed else "open dead letters"
     click.echo(f"{total} {kind}" + (": " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                                   if counts else ""))
-    for r in rows:
-        where = r.topic + (f" [{r.reading_index}]" if r.reading_index is not None else "")
+                                   if counts else "") + f" (table {size / 1e6:.1f} MB)")
+    wheres = [r.topic + (f" [{r.reading_index}]" if r.reading_index is not None else "")
+              for r in rows]
+    # Columns sized to the rows shown (a long topic is cut in the middle, so the reason
+    # column stays aligned); the reason is last and runs on.
+    width = min(max((len(w) for w in wheres), default=0), _TOPIC_WIDTH)
+    code_width = max((len(r.reason_code) for r in rows), default=0)
+    id_width = max((len(str(r.id)) for r in rows), default=1)
+    for r, where in zip(rows, wheres, strict=True):
         state = f"  (replayed: {r.replay_result})" if r.replayed_at else (
             f"  (last replay: {r.replay_result})" if r.replay_result else "")
-        click.echo(f"{r.id:>7}  {r.received_at:%Y-%m-%dT%H:%M:%SZ}  {r.reason_code:<18} "
-                   f"{where}  {r.reason}{state}")
+        click.echo(f"{r.id:>{id_width}}  {r.received_at:%Y-%m-%dT%H:%M:%SZ}  "
+                   f"{r.reason_code:<{code_width}}  {_cut(where, width):<{width}}  "
+                   f"{r.reason}{state}")
+
+
+_TOPIC_WIDTH = 48
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` at most ``width`` characters, cut in the middle with an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+@deadletters_group.command("purge")
+@click.option("--older-than-days", type=click.FloatRange(min=0, min_open=True),
+              help="Retention in days (default: the dead_letter_retention_days setting).")
+@format_option
+@pass_app
+def deadletters_purge(app: AppContext, older_than_days: float | None, fmt: str) -> None:
+    """Delete dead letters replayed, or received, longer ago than the retention.
+
+    `parkcarbon run` does this daily (job purge_dead_letters).
+    """
+    from parkcarbon.db import connect
+    from parkcarbon.ingest.deadletters import purge_dead_letters, table_bytes
+
+    settings = app.settings()
+    days = older_than_days or settings.dead_letter_retention_days
+    with connect(settings) as conn:
+        purged = purge_dead_letters(conn, retention_days=days)
+        size = table_bytes(conn)
+    result = {"purged": purged, "retention_days": days, "table_bytes": size}
+    emit_mapping(result, fmt, lambda: iter([
+        f"purged {purged} dead letter(s) older than {days:g} days; "
+        f"table now {size / 1e6:.1f} MB"]))
 
 
 @deadletters_group.command("replay")

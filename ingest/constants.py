@@ -68,3 +68,26 @@ SUMMARY_INTERVAL_SECONDS = 60.0
 # Dead letters keep at most this many bytes of an oversized payload (the reason says
 # how long it was): enough to identify the sender without storing megabytes.
 DEAD_LETTER_PAYLOAD_KEEP_BYTES = 4096
+
+# --- broker sessions (parkcarbon.ingest.service, parkcarbon.ingest.session) ----------
+
+# MQTT 5 DISCONNECT reason code: another client connected with the same client id.
+SESSION_TAKEN_OVER = 142
+# After a takeover, wait this long before reconnecting (paho's normal backoff is 1 s,
+# so two instances with one client id kicked each other off ~once a second: 125
+# takeovers in 2 minutes); a second takeover in a row stops this instance.
+TAKEOVER_BACKOFF_SECONDS = 60.0
+TAKEOVERS_BEFORE_STOPPING = 2
+# A connection that stayed up this long ends a takeover streak.
+TAKEOVER_STREAK_RESET_SECONDS = 600.0
+# Without reason code 142 (MQTT 3.1.1, and Mosquitto 2.0 even with MQTT 5, which just
+# closes the older connection): this many connections in a row dropped within this many
+# seconds of the broker accepting them is the takeover pattern (a broker restart drops
+# one connection, then refuses new ones for a while).
+TAKEOVER_SUSPECT_DROPS = 3
+TAKEOVER_SUSPECT_SECONDS = 10.0
+# "cannot connect to the broker" at most once per this many seconds while it lasts.
+CONNECT_FAIL_LOG_INTERVAL_SECONDS = 60.0
+# Mosquitto's count of messages it dropped (queue limits, in-flight limits), published
+# every sys_interval (10 s) to $SYS; other brokers ignore the subscription.
+SYS_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"

@@ -4,6 +4,9 @@
 someone fixed it): accepted readings are stored idempotently, the dead letter is marked
 ``replayed_at`` with a ``replay_result``; readings still rejected become new dead letters
 when part of the message got through, or leave the row open (result updated) when none did.
+A dead letter whose payload was cut to ``dead_letter_keep_bytes`` cannot be replayed and
+stays open. ``purge_dead_letters`` applies the retention (``dead_letter_retention_days``):
+replayed ones, and any received, before the horizon are deleted.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def list_dead_letters(
     return [
         DeadLetter(id=r[0], received_at=r[1], topic=r[2], reason_code=r[3], reason=r[4],
                    enterprise_id=r[5], meter_id=r[6], reading_index=r[7],
-                   payload_bytes=len(r[8]), payload_preview=_preview(bytes(r[8])),
+                   payload_bytes=len(r[8]) if r[11] is None else r[11],
+                   payload_preview=_preview(bytes(r[8])),
                    replayed_at=r[9], replay_result=r[10])
         for r in rows
     ]
@@ -85,6 +89,23 @@ def count_by_reason(conn: psycopg.Connection, *, include_replayed: bool = False)
     rows = conn.execute(Q.count_dead_letters_by_reason(include_replayed=include_replayed)
                         ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def purge_dead_letters(conn: psycopg.Connection, *, retention_days: float) -> int:
+    """Delete dead letters replayed, or received, more than ``retention_days`` ago;
+    commits and returns how many went."""
+    with conn.transaction():
+        cur = conn.execute(Q.PURGE_DEAD_LETTERS, {"seconds": retention_days * 86400.0})
+        purged = max(cur.rowcount, 0)
+    if purged:
+        log.info("purged %d dead letter(s) older than %g days", purged, retention_days)
+    return purged
+
+
+def table_bytes(conn: psycopg.Connection) -> int:
+    """Size of the dead_letters table with its indexes and TOAST, in bytes."""
+    row = conn.execute(Q.DEAD_LETTERS_TABLE_BYTES).fetchone()
+    return int(row[0]) if row else 0
 
 
 def replay_dead_letters(
@@ -115,6 +136,12 @@ def replay_dead_letters(
             if row is None:
                 continue  # replayed meanwhile by someone else
             topic, payload = row[0], bytes(row[1])
+            if row[2] is not None and row[2] > len(payload):
+                text = (f"not replayable: only the first {len(payload)} of {row[2]} payload "
+                        "bytes were kept (dead_letter_keep_bytes)")
+                conn.execute(Q.SET_REPLAY_RESULT, (text, dl_id))
+                outcomes.append(ReplayOutcome(dl_id, False, 0, 0, 0, text))
+                continue
             result = parser.parse(topic, payload)
             outcomes.append(_apply(conn, writer, dl_id, topic, result))
     return outcomes
@@ -128,7 +155,8 @@ def _apply(conn: psycopg.Connection, writer: Writer, dl_id: int, topic: str,
         text = f"still rejected: {reasons}"
         conn.execute(Q.SET_REPLAY_RESULT, (text, dl_id))
         return ReplayOutcome(dl_id, False, 0, 0, len(rejected), text)
-    written = writer.write(result.readings, [(topic, r) for r in rejected])
+    written = writer.write(result.readings, [(topic, r) for r in rejected],
+                           record_conflicts=False)
     text = f"stored {written.stored} reading(s), {written.duplicates} already stored"
     if rejected:
         text += f"; {len(rejected)} rejected again as new dead letters ({reasons})"

@@ -31,6 +31,11 @@ class IngestStats:
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     batches: int = 0  # committed transactions
     db_errors: int = 0  # failed commits (retried)
+    readings_conflicting: int = 0  # same meter and ts as a stored reading, other value
+    sessions_lost: int = 0  # the broker had no session although ingest held one
+    session_takeovers: int = 0  # another client connected with ingest's client id
+    broker_connect_failures: int = 0  # connection attempts that failed
+    broker_dropped: int | None = None  # the broker's own count of dropped messages ($SYS)
     queued: int = 0  # received, not yet committed
     last_reading_ts: datetime | None = None  # newest reading timestamp stored
     last_commit_monotonic: float | None = None
@@ -57,6 +62,7 @@ class Metrics:
         self._last_commit: float | None = None
         self.connected = False
         self.db_ok = True
+        self.broker_dropped: int | None = None
         self.queued_fn: Callable[[], int] = lambda: 0
         self._started = time.monotonic()
 
@@ -65,10 +71,12 @@ class Metrics:
             self._n.update(amounts)
 
     def committed(self, *, messages: int, stored: int, duplicates: int,
-                  reasons: Counter[str], newest_ts_us: int | None) -> None:
+                  reasons: Counter[str], newest_ts_us: int | None,
+                  conflicting: int = 0) -> None:
         with self._lock:
             self._n.update(batches=1, readings_stored=stored, readings_duplicate=duplicates,
-                           dead_letters=sum(reasons.values()), messages_committed=messages)
+                           dead_letters=sum(reasons.values()), messages_committed=messages,
+                           readings_conflicting=conflicting)
             self._reasons.update(reasons)
             if newest_ts_us is not None and (
                 self._last_ts_us is None or newest_ts_us > self._last_ts_us
@@ -93,6 +101,11 @@ class Metrics:
             dead_letters_by_reason=reasons,
             batches=n.get("batches", 0),
             db_errors=n.get("db_errors", 0),
+            readings_conflicting=n.get("readings_conflicting", 0),
+            sessions_lost=n.get("sessions_lost", 0),
+            session_takeovers=n.get("session_takeovers", 0),
+            broker_connect_failures=n.get("broker_connect_failures", 0),
+            broker_dropped=self.broker_dropped,
             queued=self.queued_fn(),
             last_reading_ts=last,
             last_commit_monotonic=last_commit,
@@ -121,6 +134,12 @@ _HELP = [
     ("readings_duplicate", "counter", "Readings already stored (idempotent no-op)"),
     ("batches", "counter", "Committed write transactions"),
     ("db_errors", "counter", "Failed database writes (retried)"),
+    ("readings_conflicting", "counter",
+     "Readings for a stored meter and time with another value (kept as dead letters)"),
+    ("sessions_lost", "counter",
+     "Broker had no session although ingest held one (queued readings lost)"),
+    ("session_takeovers", "counter", "Another client connected with ingest's client id"),
+    ("broker_connect_failures", "counter", "Failed attempts to connect to the broker"),
     ("queued", "gauge", "Messages received and not yet committed"),
 ]
 
@@ -140,6 +159,10 @@ def prometheus_text(stats: IngestStats) -> str:
         "connected": ("MQTT session is up (1) or not (0)", int(stats.connected)),
         "database_ok": ("Last database write succeeded (1) or not (0)", int(stats.db_ok)),
     }
+    if stats.broker_dropped is not None:
+        gauges["broker_messages_dropped"] = (
+            "Messages the broker says it dropped ($SYS/broker/publish/messages/dropped)",
+            stats.broker_dropped)
     if stats.last_reading_ts is not None:
         gauges["last_reading_timestamp_seconds"] = (
             "Timestamp of the newest stored reading", stats.last_reading_ts.timestamp())

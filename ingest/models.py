@@ -37,6 +37,7 @@ class ReasonCode(StrEnum):
     bad_timestamp = "bad_timestamp"
     future_timestamp = "future_timestamp"
     stale_timestamp = "stale_timestamp"
+    conflicting_value = "conflicting_value"  # same meter and ts stored with another value
     storage_rejected = "storage_rejected"  # the database refused it (should not happen)
     internal_error = "internal_error"  # a bug in ingest's parser (should not happen)
 

@@ -31,8 +31,17 @@ ON CONFLICT (meter_id, ts) DO NOTHING
 
 INSERT_DEAD_LETTER = """
 INSERT INTO dead_letters (topic, payload, reason_code, reason, enterprise_id, meter_id,
-                          reading_index)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+                          reading_index, payload_bytes)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# After MOVE_STAGED_READINGS: staged readings whose (meter, ts) holds another value
+# (stored before, or by another reading of the same batch).
+SELECT_CONFLICTING_STAGED = """
+SELECT s.meter_id, s.ts, r.value, s.value, s.seq, s.quality
+FROM ingest_stage s JOIN readings r ON r.meter_id = s.meter_id AND r.ts = s.ts
+WHERE r.value IS DISTINCT FROM s.value
+ORDER BY s.meter_id, s.ts
 """
 
 # --- dead letters: list, count, replay ---------------------------------------------
@@ -46,7 +55,7 @@ def select_dead_letters(*, include_replayed: bool, by_reason: bool) -> str:
     if by_reason:
         where.append("reason_code = %s")
     return f"""SELECT id, received_at, topic, reason_code, reason, enterprise_id, meter_id,
-                   reading_index, payload, replayed_at, replay_result
+                   reading_index, payload, replayed_at, replay_result, payload_bytes
             FROM dead_letters WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s"""
 
 
@@ -66,9 +75,18 @@ SELECT_DEAD_LETTER_STATES = "SELECT id, replayed_at FROM dead_letters WHERE id =
 
 # Skips a row another replay holds: it is being replayed there.
 LOCK_OPEN_DEAD_LETTER = (
-    "SELECT topic, payload FROM dead_letters WHERE id = %s AND replayed_at IS NULL "
-    "FOR UPDATE SKIP LOCKED"
+    "SELECT topic, payload, payload_bytes FROM dead_letters WHERE id = %s AND "
+    "replayed_at IS NULL FOR UPDATE SKIP LOCKED"
 )
+
+# Retention: replayed (resolved) dead letters and any received before the horizon.
+PURGE_DEAD_LETTERS = """
+DELETE FROM dead_letters
+WHERE replayed_at < now() - make_interval(secs => %(seconds)s)
+   OR received_at < now() - make_interval(secs => %(seconds)s)
+"""
+
+DEAD_LETTERS_TABLE_BYTES = "SELECT pg_total_relation_size('dead_letters')"
 
 SET_REPLAY_RESULT = "UPDATE dead_letters SET replay_result = %s WHERE id = %s"
 
@@ -76,3 +94,33 @@ MARK_REPLAYED = (
     "UPDATE dead_letters SET replayed_at = now(), replay_result = %s "
     "WHERE id = %s"
 )
+
+# --- broker sessions and incidents (parkcarbon.ingest.session) -----------------------
+
+SELECT_SESSION = (
+    "SELECT established_at, last_seen_at FROM ingest_sessions "
+    "WHERE broker = %s AND client_id = %s"
+)
+
+# A session the broker just created (session present: false) starts now.
+UPSERT_NEW_SESSION = """
+INSERT INTO ingest_sessions (broker, client_id, established_at, last_seen_at)
+VALUES (%s, %s, now(), now())
+ON CONFLICT (broker, client_id) DO UPDATE SET established_at = now(), last_seen_at = now()
+"""
+
+# The broker confirmed the session (session present: true) or ingest still holds it.
+TOUCH_SESSION = """
+INSERT INTO ingest_sessions (broker, client_id) VALUES (%s, %s)
+ON CONFLICT (broker, client_id) DO UPDATE SET last_seen_at = now()
+"""
+
+INSERT_INCIDENT = """
+INSERT INTO ingest_incidents (kind, broker, client_id, window_start, window_end, detail)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+SELECT_INCIDENTS = """
+SELECT id, at, kind, broker, client_id, window_start, window_end, detail
+FROM ingest_incidents ORDER BY id DESC LIMIT %s
+"""

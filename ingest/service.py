@@ -28,18 +28,22 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from parkcarbon import mqtt as pcmqtt
 from parkcarbon.db import redact_dsn
 from parkcarbon.http import HealthServer
 from parkcarbon.ingest import constants as C
+from parkcarbon.ingest import session as sessions
 from parkcarbon.ingest.client import AUTH_FAILURES, ack_many, connect_async, make_client
 from parkcarbon.ingest.client import subscription_topic as subscription_topic
 from parkcarbon.ingest.errors import BrokerAuthError, BrokerError, IngestError
 from parkcarbon.ingest.metrics import IngestStats, Metrics, prometheus_text, summary_text
+from parkcarbon.ingest.startup import check_broker, check_database
 from parkcarbon.registry import Registry
 from parkcarbon.settings import Settings
 from parkcarbon.signals import stop_on_signals
@@ -84,6 +88,16 @@ class IngestService:
         self._summary_at = time.monotonic()
         self._summary_prev: tuple[float, int] = (time.monotonic(), 0)
         self.metrics.queued_fn = lambda: len(self._inbox) + self._in_hand
+        # Session bookkeeping (see parkcarbon.ingest.session): did this process hold a
+        # session, when did its connection drop, what the database remembers.
+        self._had_session = False
+        self._last_disconnect_at: datetime | None = None
+        self._session_record: sessions.SessionRecord | None = None
+        self._connected_at: float | None = None  # monotonic time of the last CONNACK
+        self._takeovers = 0  # session takeovers in a row (no stable connection between)
+        self._short_drops = 0  # MQTT 3.1.1: connections dropped right after CONNACK
+        self._connect_fail_logged_at: float | None = None
+        self._subscribe_mid: int | None = None
         self._client = self._make_client()
 
     # --- MQTT ----------------------------------------------------------------------
@@ -94,7 +108,19 @@ class IngestService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = self._on_connect_fail
         return client
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        now = time.monotonic()
+        self._short_drops = 0  # the broker is away: not another client taking over
+        self.metrics.add(broker_connect_failures=1)
+        last = self._connect_fail_logged_at
+        if last is None or now - last >= C.CONNECT_FAIL_LOG_INTERVAL_SECONDS:
+            self._connect_fail_logged_at = now
+            log.warning("cannot connect to MQTT broker %s:%d; retrying (every 1 to %d s)",
+                        self.settings.mqtt_host, self.settings.mqtt_port,
+                        pcmqtt.RECONNECT_MAX_SECONDS)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                     reason_code: Any, properties: Any) -> None:
@@ -113,14 +139,55 @@ class IngestService:
             return
         self._generation += 1
         self.metrics.connected = True
+        self._connected_at = time.monotonic()
+        self._connect_fail_logged_at = None
+        if self._takeovers:  # back to the normal backoff after a takeover's long one
+            client.reconnect_delay_set(pcmqtt.RECONNECT_MIN_SECONDS,
+                                       pcmqtt.RECONNECT_MAX_SECONDS)
         topic = subscription_topic(self.settings)
+        present = bool(flags.session_present)
         log.info("connected to %s:%d as %s (session present: %s); subscribing to %s",
                  self.settings.mqtt_host, self.settings.mqtt_port, self.settings.mqtt_client_id,
-                 flags.session_present, topic)
-        client.subscribe(topic, qos=1)
+                 present, topic)
+        self._check_session(present)
+        self._subscribe_mid = client.subscribe(topic, qos=1)[1]
+        client.subscribe(C.SYS_DROPPED_TOPIC, qos=0)
+
+    def _check_session(self, present: bool) -> None:
+        """ERROR when the broker has no session although ingest held one: everything
+        published since the session vanished was not queued for ingest."""
+        s = self.settings
+        persistent = s.mqtt_protocol != "5" or s.mqtt_session_expiry_seconds > 0
+        since: datetime | None = None
+        if persistent and self._had_session:
+            since = self._last_disconnect_at or datetime.now(UTC)
+        elif persistent and self._session_record is not None:
+            since = self._session_record.last_seen_at
+        self._had_session = True
+        if not present and since is not None:
+            now = datetime.now(UTC)
+            detail = (
+                f"broker {sessions.broker_key(s)} has no session for client id "
+                f"{s.mqtt_client_id} although ingest held one (last known to exist at "
+                f"{since:%Y-%m-%dT%H:%M:%SZ}): readings published from then until "
+                f"{now:%Y-%m-%dT%H:%M:%SZ} were not queued for ingest and are probably lost "
+                "(a broker crash before it saved the session, a clean-session client "
+                "with this client id, or an expired session)")
+            log.error("%s; see docs/ingest.md, broker durability", detail)
+            self.metrics.add(sessions_lost=1)
+            self._background(sessions.record_incident, s, "session_lost", detail,
+                             window_start=since, window_end=now)
+        self._background(sessions.record_session, s, new=not present)
+
+    def _background(self, func: Any, *args: Any, **kwargs: Any) -> None:
+        """Run a short database call off paho's network thread."""
+        threading.Thread(target=func, args=args, kwargs=kwargs, name="ingest-session",
+                         daemon=True).start()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: Any, properties: Any) -> None:
+        if mid != self._subscribe_mid:
+            return  # the broker's $SYS counters: optional (a broker may refuse them)
         failures = [rc for rc in reason_codes if rc.is_failure]
         for rc in failures:
             log.error("broker refused the subscription: %s", rc)
@@ -132,11 +199,66 @@ class IngestService:
                        reason_code: Any, properties: Any) -> None:
         self.metrics.connected = False
         self._subscribed.clear()
-        if self._accepting and self._fatal is None:
-            log.warning("disconnected from broker: %s; reconnecting", reason_code)
+        self._last_disconnect_at = datetime.now(UTC)
+        lasted = None if self._connected_at is None else time.monotonic() - self._connected_at
+        self._connected_at = None
+        if not self._accepting or self._fatal is not None:
+            return
+        if lasted is not None and lasted >= C.TAKEOVER_STREAK_RESET_SECONDS:
+            self._takeovers = 0  # it had been stable: a new story
+        if getattr(reason_code, "value", None) == C.SESSION_TAKEN_OVER:
+            self._taken_over(client, "MQTT 5 reason code 142, Session taken over")
+            return
+        # Without that reason code (MQTT 3.1.1; Mosquitto 2.0 just closes the older
+        # client's connection) the pattern is connections dropped right after CONNACK,
+        # each reconnect accepted at once (a broker going down refuses reconnects).
+        if lasted is not None and lasted < C.TAKEOVER_SUSPECT_SECONDS:
+            self._short_drops += 1
+        else:
+            self._short_drops = 0
+        if self._short_drops >= C.TAKEOVER_SUSPECT_DROPS:
+            self._short_drops = 0
+            self._taken_over(client, f"the broker dropped {C.TAKEOVER_SUSPECT_DROPS} "
+                             f"connections in a row within {C.TAKEOVER_SUSPECT_SECONDS:g} s "
+                             "of accepting them, reconnects accepted at once")
+            return
+        log.warning("disconnected from broker: %s; reconnecting", reason_code)
+
+    def _taken_over(self, client: mqtt.Client, how: str) -> None:
+        """Another client connected with this client id: say so once, then back off for
+        long; if it happens again, stop (one instance keeps the session)."""
+        s = self.settings
+        self._takeovers += 1
+        self.metrics.add(session_takeovers=1)
+        hint = ("give each ingest instance its own PARKCARBON_MQTT_CLIENT_ID (and one "
+                "PARKCARBON_MQTT_SHARED_GROUP to split the load between them)")
+        if self._takeovers >= C.TAKEOVERS_BEFORE_STOPPING:
+            self._fatal = BrokerError(
+                f"another client keeps taking over the MQTT session of client id "
+                f"{s.mqtt_client_id} on {sessions.broker_key(s)} ({how}): another ingest "
+                "instance uses the same client id; this one stops and leaves it the session",
+                hint=hint)
+            log.error("%s", self._fatal)
+            self._background(sessions.record_incident, s, "session_taken_over", str(self._fatal))
+            # paho reconnects after this callback whatever it calls: park the reconnect
+            # for an hour, and disconnect from another thread (that ends the wait)
+            client.reconnect_delay_set(3600, 3600)
+            self._background(client.disconnect)
+            self._stop.set()
+            return
+        backoff = C.TAKEOVER_BACKOFF_SECONDS
+        log.error("another client took over the MQTT session of client id %s on %s (%s): "
+                  "probably another ingest instance with the same client id; reconnecting in "
+                  "%g s and stopping if it happens again (%s)", s.mqtt_client_id,
+                  sessions.broker_key(s), how, backoff, hint)
+        client.reconnect_delay_set(max(1, round(backoff)), max(1, round(backoff)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The hot path of this process: no parsing here (the worker does it).
+        if msg._topic.startswith(b"$SYS/"):  # the broker's own counters (QoS 0, no ack)
+            with contextlib.suppress(ValueError):
+                self.metrics.broker_dropped = int(float(msg.payload))
+            return
         if self._accepting:  # else: not acknowledged, the broker keeps it
             self._inbox.append((self._generation, msg.mid, msg.qos, msg._topic,
                                 bytes(msg.payload), msg.dup))
@@ -229,12 +351,13 @@ class IngestService:
                 mids.extend(mid for g, mid, qos in tokens if qos == 1 and g == generation)
             ack_many(self._client, mids)
             self._in_hand -= released
+        self.metrics.db_ok = True  # a commit went through
         self.metrics.add(messages=counts["messages"], redeliveries=counts["redeliveries"],
                          messages_acked=len(mids))
         self.metrics.committed(
             messages=counts["messages"], stored=counts["stored"],
             duplicates=counts["duplicates"], reasons=collections.Counter(counts["reasons"]),
-            newest_ts_us=counts["newest_ts_us"])
+            newest_ts_us=counts["newest_ts_us"], conflicting=counts["conflicting"])
 
     def _maybe_summary(self) -> None:
         now = time.monotonic()
@@ -243,6 +366,8 @@ class IngestService:
                 return
             self._summary_at = now
         log.info("%s", self.summary_line())
+        if self.metrics.connected:
+            sessions.record_session(self.settings, new=False)
 
     def summary_line(self) -> str:
         """One line: messages/s since the previous line, totals, queue and lag."""
@@ -297,8 +422,14 @@ class IngestService:
         """Start the worker process and the threads, then connect (the connection is
         non-blocking; paho retries the broker)."""
         s = self.settings
+        if check_database(s):  # raises for an unmigrated database: exit with the hint
+            self._session_record = sessions.load_session(s)
+        else:
+            self.metrics.db_ok = False  # until the worker's first commit says otherwise
+        check_broker(s)
         if s.metrics_port:
-            self._metrics_server = HealthServer(self.health, self.metrics_text, s.metrics_port)
+            self._metrics_server = HealthServer(self.health, self.metrics_text, s.metrics_port,
+                                                host=s.metrics_host)
             self._metrics_server.start()
         self.start_worker()
         connect_async(self._client, s)
@@ -334,6 +465,8 @@ class IngestService:
                 self._process.wait(5)
             self._pipe.close()
         log.info("%s", self.summary_line())
+        if self._had_session and self._fatal is None:
+            sessions.record_session(self.settings, new=False)  # alive until now
         self._client.disconnect()
         self._client.loop_stop()
         if self._metrics_server is not None:

@@ -117,6 +117,9 @@ class StoreWorker:
         self.pipe = pipe
         self.settings = settings
         self.parser = Parser.from_settings(registry, settings)
+        prefix = settings.topic_prefix
+        self._meter_info = {m.id: (f"{prefix}/{m.enterprise}/{m.id}", m.canonical_unit)
+                            for m in registry.meters}
         self._send_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
         self._take_lock = threading.Lock()
@@ -236,7 +239,9 @@ class StoreWorker:
         while True:
             try:
                 if writer is None:
-                    writer = Writer(connect(self.settings))
+                    writer = Writer(connect(self.settings),
+                                    keep_bytes=self.settings.dead_letter_keep_bytes,
+                                    meter_info=self._meter_of)
                 try:
                     result = writer.write(readings, dead)
                 except _POISON as exc:
@@ -280,14 +285,19 @@ class StoreWorker:
             "redeliveries": sum(1 for m in messages if m.dup),
             "stored": result.stored,
             "duplicates": result.duplicates,
-            "reasons": dict(Counter(rj.reason_code.value for _, rj in dead)),
+            "reasons": dict(Counter(rj.reason_code.value for _, rj in dead)
+                            + Counter({ReasonCode.conflicting_value.value: result.conflicts})),
+            "conflicting": result.conflicts,
             "newest_ts_us": max((r.ts_us for r in readings), default=None),
         }
         self.send(("done", [chunk.seq for chunk in batch], counts))
         return writer
 
+    def _meter_of(self, meter_id: str) -> tuple[str, str | None]:
+        return self._meter_info.get(meter_id, (meter_id, None))
+
     def _write_one_by_one(self, writer: Writer, messages: list[Parsed]) -> WriteResult:
-        stored = duplicates = dead_n = 0
+        stored = duplicates = dead_n = conflicts = 0
         for m in messages:
             dead = [(m.topic, rj) for rj in m.rejections]
             try:
@@ -299,7 +309,9 @@ class StoreWorker:
             stored += res.stored
             duplicates += res.duplicates
             dead_n += res.dead_letters
-        return WriteResult(stored=stored, duplicates=duplicates, dead_letters=dead_n)
+            conflicts += res.conflicts
+        return WriteResult(stored=stored, duplicates=duplicates, dead_letters=dead_n,
+                           conflicts=conflicts)
 
 
 def main(fd: int) -> None:

@@ -8,19 +8,29 @@ the batch goes through a session-local staging table and
 is one row, so a redelivered message double-counts nothing. Dead letters go in the same
 transaction, so a message is either wholly stored (readings and dead letters) or not at
 all, and is acknowledged only afterwards.
+
+A reading for a stored (meter, ts) with a *different* value is a conflict, not a
+duplicate: the stored value stays (the first committed wins) and the new one becomes a
+``conflicting_value`` dead letter naming both values, so an operator sees it in
+``parkcarbon deadletters list`` and ``/metrics`` counts it.
+
+Every dead letter keeps at most ``keep_bytes`` of its payload and records the size
+received (``payload_bytes``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 import psycopg
 
 from parkcarbon.ingest import queries as Q
-from parkcarbon.ingest.models import Reading, Rejection
+from parkcarbon.ingest.models import Reading, ReasonCode, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +49,9 @@ _NULL = _LEN.pack(-1)
 @dataclass(frozen=True)
 class WriteResult:
     stored: int  # new rows in readings
-    duplicates: int  # readings already there (redelivery or resend)
-    dead_letters: int
+    duplicates: int  # readings already there with the same value (redelivery, resend)
+    dead_letters: int  # including the conflicts
+    conflicts: int = 0  # readings already there with another value: dead letters
 
 
 def copy_binary(readings: Sequence[Reading]) -> bytes:
@@ -67,16 +78,27 @@ class Writer:
     """Writes batches through one connection (not autocommit). Not thread-safe: one
     writer per thread. Database errors propagate; the caller decides to retry."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, *, keep_bytes: int | None = None,
+                 meter_info: Callable[[str], tuple[str, str | None]] | None = None) -> None:
+        """``keep_bytes``: most payload bytes a dead letter keeps (None: all);
+        ``meter_info``: (topic, canonical unit) of a meter, for conflict dead letters."""
         self.conn = conn
+        self.keep_bytes = keep_bytes
+        self.meter_info = meter_info or (lambda meter_id: (meter_id, None))
         with conn.transaction():
             conn.execute(Q.CREATE_STAGE)
 
     def write(
-        self, readings: Sequence[Reading], dead: Sequence[tuple[str, Rejection]] = ()
+        self, readings: Sequence[Reading], dead: Sequence[tuple[str, Rejection]] = (),
+        *, record_conflicts: bool = True,
     ) -> WriteResult:
-        """Store ``readings`` and ``dead`` letters ((topic, rejection) pairs); commit."""
+        """Store ``readings`` and ``dead`` letters ((topic, rejection) pairs); commit.
+
+        ``record_conflicts``: a reading that conflicts with a stored one becomes a dead
+        letter (replaying such a dead letter passes False: it was recorded once)."""
         stored = 0
+        dead = list(dead)
+        conflicts = 0
         with self.conn.transaction(), self.conn.cursor() as cur:
             if readings:
                 data = copy_binary(readings)
@@ -90,14 +112,51 @@ class Writer:
                         copy.write(data)
                     cur.execute(Q.MOVE_STAGED_READINGS)
                     stored = max(cur.rowcount, 0)
+                    if record_conflicts:
+                        found = self._conflicts(cur)
+                        conflicts = len(found)
+                        dead += found
             if dead:
+                keep = self.keep_bytes
                 cur.executemany(
                     Q.INSERT_DEAD_LETTER,
                     [
-                        (topic, r.payload, r.reason_code.value, r.reason, r.enterprise_id,
-                         r.meter_id, r.reading_index)
+                        (topic, r.payload if keep is None else r.payload[:keep],
+                         r.reason_code.value, r.reason, r.enterprise_id, r.meter_id,
+                         r.reading_index, len(r.payload))
                         for topic, r in dead
                     ],
                 )
-        return WriteResult(stored=stored, duplicates=len(readings) - stored,
-                           dead_letters=len(dead))
+        return WriteResult(stored=stored, duplicates=len(readings) - stored - conflicts,
+                           dead_letters=len(dead), conflicts=conflicts)
+
+    def _conflicts(self, cur: psycopg.Cursor) -> list[tuple[str, Rejection]]:
+        out = []
+        for meter_id, ts, stored_value, new_value, seq, quality in cur.execute(
+                Q.SELECT_CONFLICTING_STAGED).fetchall():
+            when = ts.astimezone(UTC)
+            topic, unit = self.meter_info(meter_id)
+            body: dict[str, object] = {"ts": when.isoformat().replace("+00:00", "Z"),
+                                       "value": new_value}
+            if unit is not None:
+                body["unit"] = unit
+            if seq is not None:
+                body["seq"] = seq
+            if quality is not None:
+                body["quality"] = quality
+            reason = (f"meter {meter_id} at {when:%Y-%m-%dT%H:%M:%SZ}: new value "
+                      f"{new_value!r} differs from the stored value {stored_value!r} "
+                      f"{unit or ''} (before the multiplier); the stored one is kept")
+            log.warning("dead letter conflicting_value on %s: %s", topic, reason)
+            out.append((topic, Rejection(
+                ReasonCode.conflicting_value, reason, json.dumps(body).encode(),
+                _enterprise_of(topic), meter_id, None)))
+        return out
+
+
+def _enterprise_of(topic: str) -> str | None:
+    levels = topic.split("/")
+    return levels[1] if len(levels) == 3 else None
+
+
+

@@ -12,8 +12,11 @@ is one, and exit with the error's ``exit_code``: 2 usage, 3 configuration, 4 dat
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,15 +24,21 @@ import click
 import psycopg
 
 from parkcarbon import __version__, logs
+from parkcarbon.alerts.cli import alerts_group
 from parkcarbon.carbon.cli import COMMANDS as CARBON_COMMANDS
 from parkcarbon.clikit import AppContext, emit_mapping, format_option, pass_app
 from parkcarbon.demo.cli import demo_command
-from parkcarbon.errors import DatabaseError, ParkcarbonError
+from parkcarbon.errors import ConfigError, DatabaseError, ParkcarbonError
+from parkcarbon.grafana.cli import grafana_group
 from parkcarbon.ingest.cli import deadletters_group, ingest_command
 from parkcarbon.ingest.simulator.cli import simulate_command
 from parkcarbon.ingest.usage.cli import usage_group
+from parkcarbon.reports.cli import report_group
 from parkcarbon.runtime.cli import run_command
-from parkcarbon.settings import Settings, settings_markdown
+from parkcarbon.security.cli import mqtt_group
+from parkcarbon.settings import CONFIG_FILE_ENV, ENV_PREFIX, Settings, settings_markdown
+
+log = logging.getLogger("parkcarbon.cli")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,6 +89,48 @@ def cli(
     ctx.obj = app
     if ctx.invoked_subcommand is not None and "--help" not in sys.argv[1:]:
         logs.configure(app.settings().log_level)
+        for line in unknown_environment(os.environ, _option_envvars(cli)):
+            log.warning("%s", line)
+
+
+# Environment variables with the PARKCARBON_ prefix that are not settings but belong to
+# the project's scripts, benchmarks and tests (they are not typos).
+_TOOL_ENV_PREFIXES = ("PARKCARBON_TEST_", "PARKCARBON_BENCH_", "PARKCARBON_MYPY_")
+_TOOL_ENV = frozenset({CONFIG_FILE_ENV, "PARKCARBON_VENV", "PARKCARBON_PG_BIN",
+                       "PARKCARBON_TIMESCALE_DIR", "PARKCARBON_DATA_DIR",
+                       "PARKCARBON_DB_PASSWORD"})
+
+
+def _option_envvars(command: click.Command) -> set[str]:
+    """Every ``envvar`` of an option anywhere in the command tree."""
+    found: set[str] = set()
+    for param in command.params:
+        envvar = getattr(param, "envvar", None)
+        if isinstance(envvar, str):
+            found.add(envvar)
+        elif envvar:
+            found.update(envvar)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            found |= _option_envvars(sub)
+    return found
+
+
+def unknown_environment(environ: Mapping[str, str], known: Iterable[str] = ()) -> list[str]:
+    """One warning line per ``PARKCARBON_*`` variable that nothing reads (a typo is
+    otherwise silently ignored), with the closest setting's variable as a suggestion."""
+    settings_env = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    known_all = settings_env | _TOOL_ENV | set(known)
+    lines = []
+    for name in sorted(environ):
+        if (not name.startswith(ENV_PREFIX) or name in known_all
+                or name.startswith(_TOOL_ENV_PREFIXES)):
+            continue
+        close = difflib.get_close_matches(name, sorted(settings_env), n=1, cutoff=0.75)
+        guess = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"environment variable {name} is not a parkcarbon setting and is "
+                     f"ignored{guess} (`parkcarbon config settings --markdown` lists them)")
+    return lines
 
 
 # --- config ------------------------------------------------------------------
@@ -98,10 +149,13 @@ def config_check(app: AppContext, fmt: str) -> None:
 
     Every problem is listed with file, entry and field; the exit code is 3 if any.
     """
-    from parkcarbon.registry import load_registry
+    from parkcarbon.registry import load_registry, registry_warnings
 
-    registry = load_registry(app.settings().registry_file)
-    summary = {"ok": True, **registry.summary()}
+    settings = app.settings()
+    registry = load_registry(settings.registry_file)
+    check_timezone(settings, registry)
+    warnings = registry_warnings(registry)
+    summary = {"ok": True, **registry.summary(), "warnings": warnings}
 
     def text() -> Iterator[str]:
         yield f"{summary['file']}: OK"
@@ -114,6 +168,8 @@ def config_check(app: AppContext, fmt: str) -> None:
             yield f"  {carrier:<20} {n:>4}"
         roles = ", ".join(f"{k} {v}" for k, v in summary["meters_by_role"].items())
         yield f"meter roles: {roles}"
+        for line in warnings:
+            yield f"warning: {line}"
 
     emit_mapping(summary, fmt, text)
 
@@ -142,6 +198,17 @@ def config_settings(app: AppContext, markdown: bool, fmt: str) -> None:
     emit_mapping(shown, fmt, lambda: (f"{k} = {v}" for k, v in shown.items()))
 
 
+def check_timezone(settings: Settings, registry: Any) -> None:
+    """Refuse a settings timezone that differs from the registry's park timezone: day
+    and month boundaries would silently shift (8 h between Asia/Shanghai and UTC)."""
+    if registry.park.timezone != settings.timezone:
+        raise ConfigError(
+            f"settings timezone {settings.timezone} (PARKCARBON_TIMEZONE) differs from the "
+            f"park timezone {registry.park.timezone} in {registry.source}; day and month "
+            "boundaries would not be the park's",
+            hint=f"set PARKCARBON_TIMEZONE={registry.park.timezone} or correct park.timezone")
+
+
 # --- db ----------------------------------------------------------------------
 
 
@@ -158,17 +225,29 @@ def db_group() -> None:
     help="Storage mode for a new database (default auto).",
 )
 @click.option("--no-sync", is_flag=True, help="Do not load the registry into the database.")
+@click.option("--allow-deactivate", is_flag=True,
+              help="Let the sync deactivate more than a tenth of the active meters.")
+@click.option("--no-roles", is_flag=True,
+              help="Do not create or update the database roles and their passwords.")
 @pass_app
-def db_migrate(app: AppContext, mode: str | None, no_sync: bool) -> None:
+def db_migrate(app: AppContext, mode: str | None, no_sync: bool,
+               allow_deactivate: bool, no_roles: bool) -> None:
     """Apply pending migrations (safe to repeat and to run concurrently), then load the
-    registry into the enterprises and meters tables."""
+    registry into the enterprises and meters tables.
+
+    A sync that would deactivate more than a tenth of the active meters is refused
+    unless --allow-deactivate; what it deactivates is logged at WARNING."""
     from parkcarbon.db import connect
-    from parkcarbon.registry import load_registry
+    from parkcarbon.registry import load_registry, registry_warnings
     from parkcarbon.schema import migrate
     from parkcarbon.sync import sync_registry
 
     settings = app.settings(storage_mode=mode) if mode else app.settings()
     registry = None if no_sync else load_registry(settings.registry_file)
+    if registry is not None:
+        check_timezone(settings, registry)
+        for line in registry_warnings(registry):
+            log.warning("%s", line)
     result = migrate(settings, mode=settings.storage_mode, timezone=settings.timezone)
     if result.applied:
         click.echo(f"applied {len(result.applied)} migration(s): {', '.join(result.applied)}")
@@ -177,10 +256,19 @@ def db_migrate(app: AppContext, mode: str | None, no_sync: bool) -> None:
     click.echo(f"schema version {result.version}, storage mode {result.mode}")
     if registry is not None:
         with connect(settings) as conn:
-            synced = sync_registry(conn, registry)
+            synced = sync_registry(conn, registry, allow_deactivate=allow_deactivate)
         click.echo(
             f"registry {registry.source}: {synced.enterprises} enterprises, "
             f"{synced.meters} meters synced"
+        )
+    if not no_roles:
+        from parkcarbon.security import ensure_roles
+
+        roles = ensure_roles(settings)
+        click.echo(
+            f"database roles: {len(roles.park_roles)} park, {len(roles.enterprise_roles)} "
+            f"enterprise (prefix {settings.db_role_prefix}, passwords in "
+            f"{settings.secrets_dir}/)"
         )
 
 
@@ -222,6 +310,10 @@ COMMAND_GROUPS: list[click.Command] = [
     usage_group,
     simulate_command,
     *CARBON_COMMANDS,
+    alerts_group,
+    grafana_group,
+    report_group,
+    mqtt_group,
     run_command,
     demo_command,
 ]
@@ -248,6 +340,17 @@ def main(argv: list[str] | None = None) -> None:
         first = str(exc).strip().splitlines()[0]
         _fail(DatabaseError(f"the database schema is missing or out of date ({first})",
                             hint="run `parkcarbon db migrate`"))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        first = str(exc).strip().splitlines()[0]
+        _fail(DatabaseError(f"the database refused an operation: {first}",
+                            hint="grant the database user that privilege, or run the "
+                            "command as the database's owner"))
+    except psycopg.OperationalError as exc:
+        # the server went away during the command (connections are made through
+        # parkcarbon.db, which reports an unreachable server itself)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(DatabaseError(f"lost the database connection: {first}",
+                            hint="is PostgreSQL running? run the command again"))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -33,6 +33,7 @@ class LockKey(IntEnum):
     MIGRATE = 0x7061726B  # "park": one ``db migrate`` at a time (session lock)
     DERIVE = 0x75736167  # "usag": one usage derivation at a time (transaction lock)
     ACCOUNTING = 0x636F3274  # "co2t": one accounting run at a time (transaction lock)
+    ALERTS = 0x616C7274  # "alrt": one alert evaluation at a time (transaction lock)
 
 
 def meta_value(conn: psycopg.Connection, key: str) -> str | None:
@@ -53,19 +54,60 @@ def storage_mode(conn: psycopg.Connection) -> StorageMode | None:
     return mode  # type: ignore[return-value]
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***`` (URL and key=value forms)."""
-    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
-    dsn = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn, flags=re.I)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", dsn, flags=re.I)
+    """The DSN with any password replaced by ``***`` (URL and key=value forms); every
+    other part, URL parameters included, is kept."""
+    scheme = _URL_SCHEME.match(dsn)
+    if not scheme:
+        return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.I)
+    head, rest = dsn[: scheme.end()], dsn[scheme.end():]
+    query = rest.find("?")
+    # The user info ends at the last '@' before the parameters; a raw '?' or '@' in
+    # the password moves it further right, never left (all of the password is masked).
+    cut = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    if cut < 0:
+        cut = rest.rfind("@")
+        if cut >= 0 and "/" in rest[:cut]:
+            cut = -1  # an '@' in a parameter, not a user info
+    if cut >= 0 and ":" in rest[:cut]:
+        rest = rest[:cut].split(":", 1)[0] + ":***" + rest[cut:]
+    return head + re.sub(r"([?&]password=)[^&#]*", r"\1***", rest, flags=re.I)
 
 
 def dsn_of(settings_or_dsn: Any) -> str:
-    """Accept a Settings object, a SecretStr or a plain DSN string."""
+    """Accept a Settings object, a SecretStr or a plain DSN string.
+
+    With Settings, the ``database_host/port/user/name/password`` parts override the
+    URL's (the result is then a key=value string, quoted by libpq's rules).
+    """
     value = getattr(settings_or_dsn, "database_url", settings_or_dsn)
     if hasattr(value, "get_secret_value"):
         value = value.get_secret_value()
-    return str(value)
+    dsn = str(value)
+    parts: dict[str, Any] = {}
+    for field, key in (("database_host", "host"), ("database_port", "port"),
+                       ("database_user", "user"), ("database_name", "dbname"),
+                       ("database_password", "password")):
+        part: Any = getattr(settings_or_dsn, field, None)
+        if hasattr(part, "get_secret_value"):
+            part = part.get_secret_value()
+        if part is not None:
+            parts[key] = part
+    return conninfo.make_conninfo(dsn, **parts) if parts else dsn
+
+
+def database_label(settings_or_dsn: Any) -> str:
+    """Where the settings connect, for messages and logs: never the password."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn_of(settings_or_dsn))
+    except psycopg.ProgrammingError:
+        return "(unparsable connection string)"
+    user = f"{params['user']}@" if params.get("user") else ""
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
 
 
 def _kwargs() -> dict[str, Any]:
@@ -77,6 +119,12 @@ def connect(settings_or_dsn: Any, *, autocommit: bool = False) -> psycopg.Connec
     dsn = dsn_of(settings_or_dsn)
     try:
         return psycopg.connect(dsn, autocommit=autocommit, **_kwargs())
+    except psycopg.ProgrammingError as exc:  # its message quotes the string: not shown
+        raise DatabaseError(
+            "the database connection string is not a PostgreSQL URL or key=value string",
+            hint="e.g. postgresql://user@host:5432/dbname; a password with special "
+            "characters goes in PARKCARBON_DATABASE_PASSWORD",
+        ) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseError(
             f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}",
@@ -101,7 +149,10 @@ def ensure_database(settings_or_dsn: Any) -> bool:
     of permissions; the following connect then reports the real problem.
     """
     dsn = dsn_of(settings_or_dsn)
-    name = database_name(dsn)
+    try:
+        name = database_name(dsn)
+    except psycopg.ProgrammingError:
+        return False  # the following connect says what is wrong
     if not name:
         return False
     try:

@@ -3,7 +3,8 @@
 ``/healthz`` (also ``/health``) answers the JSON report of ``health()`` with status 200
 when its ``healthy`` member is true and 503 otherwise; ``/metrics`` answers the
 Prometheus text of ``metrics()``. ``parkcarbon run`` and ``parkcarbon ingest`` both
-serve through it, so both answer the same way.
+serve through it, so both answer the same way. Neither path has authentication, so it
+listens on 127.0.0.1 unless the ``metrics_host`` setting says otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from parkcarbon.errors import EndpointError
 
 log = logging.getLogger(__name__)
 
+# An extra route: (method, request target with query, body, client address) ->
+# (status, content type, body). Feature packages offer them (the alerts' acknowledge
+# link); ``parkcarbon run`` mounts them with ``routes=``.
+Route = Callable[[str, str, bytes, str], tuple[int, str, bytes]]
+MAX_BODY_BYTES = 65_536
+
 
 class HealthServer:
     """Serves ``health()`` as JSON at /healthz (/health) and ``metrics()`` at /metrics.
@@ -31,9 +38,30 @@ class HealthServer:
         health: Callable[[], dict[str, Any]],
         metrics: Callable[[], str],
         port: int,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
+        routes: dict[str, Route] | None = None,
     ) -> None:
+        extra = dict(routes or {})
+
         class Handler(BaseHTTPRequestHandler):
+            def _route(self, method: str) -> bool:
+                route = extra.get(self.path.split("?")[0])
+                if route is None:
+                    return False
+                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
+                data = self.rfile.read(length) if method == "POST" else b""
+                status, ctype, body = route(method, self.path, data, self.client_address[0])
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return True
+
+            def do_POST(self) -> None:
+                if not self._route("POST"):
+                    self.send_error(404)
+
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path in ("/healthz", "/health"):
@@ -44,7 +72,8 @@ class HealthServer:
                     body, status = metrics().encode(), 200
                     ctype = "text/plain; version=0.0.4; charset=utf-8"
                 else:
-                    self.send_error(404)
+                    if not self._route("GET"):
+                        self.send_error(404)
                     return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
@@ -60,7 +89,8 @@ class HealthServer:
         except OSError as exc:
             raise EndpointError(
                 f"cannot serve /healthz and /metrics on {host}:{port}: {exc}",
-                hint="set PARKCARBON_METRICS_PORT to a free port (0 turns it off)",
+                hint="set PARKCARBON_METRICS_PORT to a free port (0 turns it off) or "
+                "PARKCARBON_METRICS_HOST to an address of this host",
             ) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(

@@ -10,13 +10,15 @@ used (or None). Ingest, the simulator, the demo and the tests all use these.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from parkcarbon.errors import BrokerAuthError, BrokerError
+from parkcarbon.errors import BrokerAuthError, BrokerError, ConfigError
 from parkcarbon.settings import Settings
 
 # CONNACK reason codes that retrying cannot fix: Bad user name or password, Not
@@ -65,7 +67,14 @@ def make_client(
             settings.mqtt_username, secret.get_secret_value() if secret else None
         )
     if settings.mqtt_tls:
-        client.tls_set(ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+        try:
+            client.tls_set(
+                ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"mqtt_ca_file (env PARKCARBON_MQTT_CA_FILE) {settings.mqtt_ca_file}: "
+                f"not a readable CA certificate file ({getattr(exc, 'strerror', None) or exc})"
+            ) from exc
     client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
     return client
 
@@ -105,6 +114,22 @@ def connect(
     where = broker_label(settings)
     try:
         client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=KEEPALIVE_SECONDS)
+    except ssl.SSLCertVerificationError as exc:
+        _close_sockets_of(exc)
+        ca = settings.mqtt_ca_file or "the system store"
+        raise BrokerError(
+            f"MQTT broker {where}: its TLS certificate is not trusted by {ca}: "
+            f"{exc.verify_message}",
+            hint="set PARKCARBON_MQTT_CA_FILE to the CA certificate that signed the "
+            "broker's certificate",
+        ) from exc
+    except ssl.SSLError as exc:
+        _close_sockets_of(exc)
+        raise BrokerError(
+            f"TLS handshake with MQTT broker {where} failed: {exc.reason or exc}",
+            hint="is PARKCARBON_MQTT_PORT the broker's TLS listener (8883)? "
+            "or set PARKCARBON_MQTT_TLS=false for a plain listener",
+        ) from exc
     except (OSError, ValueError) as exc:
         raise BrokerError(
             f"cannot connect to MQTT broker {where}: {exc}",
@@ -125,6 +150,16 @@ def connect(
         raise BrokerError(f"MQTT broker {where} refused the connection: {reason}")
     client.on_connect = None
     return client
+
+
+def _close_sockets_of(exc: BaseException) -> None:
+    """Close the sockets a failed TLS handshake left open inside paho (it does not)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next
 
 
 def subscribe_and_wait(

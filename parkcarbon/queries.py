@@ -47,6 +47,8 @@ ON CONFLICT (id) DO UPDATE SET enterprise_id = excluded.enterprise_id,
     updated_at = now()
 """
 
+ACTIVE_METER_IDS = "SELECT id FROM meters WHERE active ORDER BY id"
+
 DEACTIVATE_METERS = (
     "UPDATE meters SET active = false, updated_at = now() WHERE active AND NOT (id = ANY(%s))"
 )

@@ -43,8 +43,13 @@ __all__ = [
     "Replacement",
     "Sector",
     "load_registry",
+    "registry_warnings",
     "uscc_check_char",
 ]
+
+# A register wraps where its display runs out of digits: no real one wraps below 10
+# units (a rollover of 0.001 dead-letters every reading as above the rollover).
+MIN_ROLLOVER = 10.0
 
 # Ids become MQTT topic levels and SQL keys: no '/', '+', '#', spaces.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -171,6 +176,11 @@ class Meter(_Model):
             raise ValueError(str(exc)) from None
         if self.rollover is not None and self.counter is CounterType.interval:
             raise ValueError("rollover only applies to cumulative counters")
+        if self.rollover is not None and self.rollover < MIN_ROLLOVER:
+            raise ValueError(
+                f"rollover {self.rollover:g} {self.unit} is below {MIN_ROLLOVER:g}: it is the "
+                "register value where the display wraps to zero (e.g. 99999999); every "
+                "reading above it would be dead-lettered")
         times = [r.at for r in self.replacements]
         if times != sorted(times) or len(set(times)) != len(times):
             raise ValueError("replacements must be in time order without repeats")
@@ -219,6 +229,34 @@ class Registry(_Model):
             "meters_by_carrier": {c.value: by_carrier.get(c.value, 0) for c in Carrier},
             "meters_by_role": dict(sorted(by_role.items())),
         }
+
+
+def _usual_rollover(value: float) -> bool:
+    """10^n, 10^n - 1, 2^n or 2^n - 1 (within a display's last digit), as registers wrap."""
+    import math
+
+    for candidate in (value, value + 1):
+        if candidate <= 0:
+            continue
+        for base in (10, 2):
+            power = math.log(candidate, base)
+            if abs(power - round(power)) < 1e-9:
+                return True
+    # 99999.9 / 999999.99: all nines with decimals
+    digits = f"{value:.6f}".rstrip("0").replace(".", "")
+    return set(digits) == {"9"}
+
+
+def registry_warnings(registry: Registry) -> list[str]:
+    """Values that are possible but odd, one line each (file, entry, field): shown by
+    ``parkcarbon config check`` and logged by ``db migrate``; never a refusal."""
+    out = []
+    for i, m in enumerate(registry.meters):
+        if m.rollover is not None and not _usual_rollover(m.rollover):
+            out.append(f"{registry.source}: meters[{i}] ({m.id}): rollover: {m.rollover:g} is "
+                       "not a power of ten or two (or one less): check the register's "
+                       "last value before it wraps")
+    return out
 
 
 def _format_error(prefix: str, err: Any) -> str:

@@ -3,6 +3,12 @@
 The YAML registry is the source of truth; the tables mirror it so SQL (Grafana,
 reports) can join on them. Entries removed from the registry are kept and marked
 ``active = false``: readings and reports still refer to them.
+
+Deactivating a meter makes ingest dead-letter every reading it sends, so a sync that
+would deactivate more than a small share of the active meters (``MAX_DEACTIVATE_SHARE``,
+at least one meter is always allowed) is refused unless ``allow_deactivate`` says so
+(``parkcarbon db migrate --allow-deactivate``): a truncated or mangled registry file
+must not silently switch the park off. What a sync deactivates is logged at WARNING.
 """
 
 from __future__ import annotations
@@ -14,9 +20,15 @@ from dataclasses import dataclass
 import psycopg
 
 from parkcarbon import queries as Q
+from parkcarbon.errors import ConfigError
 from parkcarbon.registry import Registry
 
 log = logging.getLogger(__name__)
+
+# A sync may deactivate at most this share of the active meters (and always one) unless
+# confirmed: retiring a meter or two is routine, a tenth of the park at once is a mistake
+# far more often than a decision.
+MAX_DEACTIVATE_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -27,10 +39,32 @@ class SyncResult:
     deactivated_meters: int
 
 
-def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
-    """Upsert the registry in one transaction."""
+def deactivation_limit(active: int) -> int:
+    """How many of ``active`` meters one sync may deactivate without confirmation."""
+    return max(1, int(active * MAX_DEACTIVATE_SHARE))
+
+
+def sync_registry(conn: psycopg.Connection, registry: Registry, *,
+                  allow_deactivate: bool = False) -> SyncResult:
+    """Upsert the registry in one transaction.
+
+    Raises ``ConfigError`` (nothing changed) when it would deactivate more than
+    ``deactivation_limit`` of the active meters and ``allow_deactivate`` is false.
+    """
     park = registry.park
     with conn.transaction():
+        active = [r[0] for r in conn.execute(Q.ACTIVE_METER_IDS).fetchall()]
+        keep = {m.id for m in registry.meters}
+        leaving = [m for m in active if m not in keep]
+        limit = deactivation_limit(len(active))
+        if len(leaving) > limit and not allow_deactivate:
+            shown = ", ".join(leaving[:5]) + (", ..." if len(leaving) > 5 else "")
+            raise ConfigError(
+                f"{registry.source}: syncing it would deactivate {len(leaving)} of the "
+                f"{len(active)} active meters ({shown}); their readings would all be "
+                f"dead-lettered. Refused (more than {limit} needs confirmation)",
+                hint="check the registry file (a missing or repeated section?); if it is "
+                "intended, run `parkcarbon db migrate --allow-deactivate`")
         conn.execute(
             Q.UPSERT_PARK,
             (park.id, park.name, park.name_zh, park.timezone, park.land_area_mu,
@@ -89,4 +123,8 @@ def sync_registry(conn: psycopg.Connection, registry: Registry) -> SyncResult:
         "registry synced: %d enterprises, %d meters, %d replacements, %d deactivated",
         result.enterprises, result.meters, result.replacements, result.deactivated_meters,
     )
+    if leaving:
+        log.warning("registry sync deactivated %d meter(s) no longer in %s: %s; ingest "
+                    "dead-letters their readings from now on", len(leaving),
+                    registry.source, ", ".join(leaving))
     return result

@@ -14,6 +14,7 @@ from psycopg import sql
 from parkcarbon.db import LockKey, StorageMode, connect, ensure_database, meta_value
 from parkcarbon.errors import MigrationError
 from parkcarbon.schema import queries as Q
+from parkcarbon.security.rls import apply_row_security
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,18 @@ def migrate(
 def _migrate_locked(
     conn: psycopg.Connection, migrations: list[Migration], wanted: str, timezone: str
 ) -> MigrationResult:
-    with conn.transaction():
-        conn.execute(Q.BOOTSTRAP)
+    try:
+        with conn.transaction():
+            conn.execute(Q.BOOTSTRAP)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        # PostgreSQL 15 no longer grants CREATE on schema public to every role.
+        user = conn.info.user
+        raise MigrationError(
+            f"role {user!r} may not create tables in database {conn.info.dbname!r}: "
+            f"{str(exc).strip().splitlines()[0]}",
+            hint=f"as a superuser: ALTER DATABASE {conn.info.dbname} OWNER TO {user}; "
+            f"or GRANT CREATE ON SCHEMA public TO {user} (PostgreSQL 15 no longer grants "
+            "it to everyone)") from exc
     stored_mode = meta_value(conn, "storage_mode")
     if stored_mode is None:
         chosen, reason = _choose_mode(conn, wanted)
@@ -258,6 +269,11 @@ def _migrate_locked(
         log.info("applied migration %s (%s mode)", label, chosen)
         result.applied.append(label)
     result.version = max([m.version for m in migrations], default=0)
+    try:  # after every numbered migration: covers the tables they just added
+        apply_row_security(conn)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MigrationError(f"row-level security step failed: {first}") from exc
     return result
 
 

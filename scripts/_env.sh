@@ -42,3 +42,26 @@ ensure_services() {
         for _ in $(seq 1 20); do port_open 127.0.0.1 1883 && break; sleep 0.25; done
     fi
 }
+
+# The monthly report's PDF needs a CJK font (Typst embeds it) and its tests render page
+# 1 with poppler's pdftoppm. Installed where missing and possible (root with apt-get);
+# otherwise the report tests say what to install.
+ensure_report_tools() {
+    local want=()
+    if command -v fc-list >/dev/null 2>&1; then
+        [ -n "$(fc-list :lang=zh family 2>/dev/null | head -n1)" ] || want+=(fonts-noto-cjk)
+    else
+        want+=(fontconfig fonts-noto-cjk)
+    fi
+    command -v pdftoppm >/dev/null 2>&1 || want+=(poppler-utils)
+    [ "${#want[@]}" -gt 0 ] || return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing ${want[*]} (report PDF font and rendering)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null 2>&1; } \
+            || echo "== could not install ${want[*]}: the report PDF tests will say so" >&2
+    else
+        echo "== missing ${want[*]} (not root or no apt-get): the report PDF tests will say so" >&2
+    fi
+}

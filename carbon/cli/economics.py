@@ -22,10 +22,20 @@ def economics_group() -> None:
 def load_command(app: AppContext, path: str | None, fmt: str) -> None:
     """Validate and store the economics file (upsert per enterprise and month)."""
     from parkcarbon.carbon.accounting import enterprise_ids
+    from parkcarbon.carbon.certificates import check_claims, load_register, sync_register
     from parkcarbon.carbon.economics import load_economics, sync_economics_counts
 
+    settings = app.settings()
     with open_current(app, bring_up_to_date=False) as conn:
-        econ = load_economics(path or app.settings().economics_file, enterprise_ids(conn))
+        ids = enterprise_ids(conn)
+        econ = load_economics(path or settings.economics_file, ids)
+        register = (
+            load_register(settings.certificates_file, ids)
+            if settings.certificates_file.is_file()
+            else None
+        )
+        check_claims(econ, register)
+        sync_register(conn, register)
         stored, restated = sync_economics_counts(conn, econ)
     summary = {"source": econ.source, "enterprise_months": stored, "restated": restated}
     emit_mapping(

@@ -21,6 +21,7 @@ from parkcarbon.periods import Period
 EMISSION_COLUMNS: list[Column] = [
     ("enterprise_id", "enterprise", 0),
     ("scope1_co2_t", "scope1 tCO2", 1),
+    ("scope1_process_co2_t", "of which process", 1),
     ("scope2_co2_t", "scope2 tCO2", 1),
     ("scope12_co2_t", "scope1+2 tCO2", 1),
     ("scope3_water_co2_t", "water tCO2 (S3)", 3),
@@ -149,7 +150,7 @@ def emissions_group(
         columns,
         title=f"emissions {period.label}, Scope 2 {basis}-based, "
         f"tce {energy_basis} value (GB/T 2589), tCO2",
-        total=total if fmt != "csv" else None,
+        total=total,
         empty=NO_STORED_FIGURES if no_refresh else NO_FIGURES,
     )
 

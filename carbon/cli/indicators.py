@@ -24,10 +24,14 @@ INDICATOR_COLUMNS: list[Column] = [
     ("non_fossil_share_pct", "non-fossil %", 1),
     ("green_power_share_pct", "green power %", 1),
     ("co2_per_mu", "tCO2/mu", 2),
+    ("co2_per_industrial_mu", "tCO2/industrial mu", 2),
     ("value_added_10k_cny_per_mu", "VA 万元/mu", 2),
     ("tax_10k_cny_per_mu", "tax 万元/mu", 2),
     ("investment_10k_cny_per_mu", "invest 万元/mu", 2),
+    ("data_days", "days with data", 0),
 ]
+# per-mu headers say what period they are for (a month's tCO2/mu is monthly)
+PER = {"day": "daily", "month": "monthly", "year": "annual"}
 
 
 @click.command("indicators")
@@ -51,10 +55,16 @@ def indicators_command(
 
     with open_current(app, bring_up_to_date=not no_refresh) as conn:
         df = indicators(conn, period=period, basis=basis, energy_basis=app.settings().energy_basis)
+    per = PER.get(period.kind, period.kind)
+    columns = [
+        (k, f"{h} ({per})" if k.endswith("_mu") and k != "industrial_land_mu" else h, d)
+        for k, h, d in INDICATOR_COLUMNS
+    ]
     emit_frame(
         df,
         fmt,
-        INDICATOR_COLUMNS,
-        title=f"indicators {period.label}, Scope 2 {basis}-based",
+        columns,
+        title=f"indicators {period.label} ({per} figures), Scope 2 {basis}-based; "
+        f"period of {int(df['period_days'].max()) if len(df) else 0} days",
         empty=NO_STORED_FIGURES if no_refresh else NO_FIGURES,
     )

@@ -62,6 +62,17 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in rec.items()} for rec in df.to_dict(orient="records")]
 
 
+def csv_frame(df: pd.DataFrame, total: dict[str, Any] | None = None) -> str:
+    """Every column, floats rounded to 6 decimals as in JSON (no float noise such as
+    ``44459013.19999999``), the ``total`` (park) row last."""
+    out = df
+    if total is not None and not df.empty:
+        out = pd.concat([df, pd.DataFrame([total]).reindex(columns=df.columns)], ignore_index=True)
+    floats = out.select_dtypes(include="float").columns
+    out = out.assign(**{c: out[c].round(6) for c in floats})
+    return str(out.to_csv(index=False))
+
+
 def emit_frame(
     df: pd.DataFrame,
     fmt: str,
@@ -72,7 +83,8 @@ def emit_frame(
     empty: str = "nothing to show",
 ) -> None:
     """Print a frame: a titled table (``columns``, ``total`` under a rule, then the
-    footnotes in ``df.attrs['notes']``), CSV (every column), or JSON
+    footnotes in ``df.attrs['notes']``), CSV (every column, ``total`` as the last row),
+    or JSON
     (``{**attrs, "rows", "total", "notes"}``)."""
     notes = list(df.attrs.get("notes", []))
     if fmt == "json":
@@ -86,7 +98,7 @@ def emit_frame(
         )
         return
     if fmt == "csv":
-        click.echo(df.to_csv(index=False), nl=False)
+        click.echo(csv_frame(df, total), nl=False)
         return
     click.echo(title)
     if df.empty:

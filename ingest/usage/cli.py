@@ -51,19 +51,22 @@ def usage_derive(app: AppContext, meters: tuple[str, ...], full: bool, fmt: str)
     emit_mapping(result.as_dict(), fmt, text)
 
 
-def _event_line(e: MeterEvent, tz: ZoneInfo) -> str:
+def _event_line(e: MeterEvent, tz: ZoneInfo, units: dict[str, str] | None = None) -> str:
     start = e.ts_start.astimezone(tz).strftime("%Y-%m-%d %H:%M") if e.ts_start else "-"
-    shown = "-" if e.quantity is None else f"{e.quantity:.3f}"
+    unit = (units or {}).get(e.meter_id)
+    shown = "-" if e.quantity is None else f"{e.quantity:.3f}" + (f" {unit}" if unit else "")
     return (f"{e.meter_id:<14} {e.kind:<21} {start} -> "
             f"{e.ts.astimezone(tz).strftime('%Y-%m-%d %H:%M')}  quantity {shown}")
 
 
-def _emit(rows: Sequence[dict[str, Any]], fmt: str) -> None:
-    """CSV or JSON of event rows (CSV: ``detail`` as JSON text)."""
+def _emit(rows: Sequence[dict[str, Any]], fmt: str,
+          extra: tuple[Column, ...] = ()) -> None:
+    """CSV or JSON of event rows (CSV: ``detail`` as JSON text). ``extra``: columns
+    beyond the event's own, so an empty CSV has the same header as a full one."""
     if fmt == "csv":
         rows = [{**r, "detail": None if r["detail"] is None else json.dumps(r["detail"])}
                 for r in rows]
-    emit_rows(rows, fmt, _EVENT_COLUMNS)
+    emit_rows(rows, fmt, (*_EVENT_COLUMNS, *extra))
 
 
 def _load(app: AppContext, kinds: list[str] | None, meter: str | None, since: str | None,
@@ -119,16 +122,27 @@ def usage_gaps(app: AppContext, meter: str | None, since: str | None, limit: int
     CSV and JSON: one row per gap event, then one of kind "silent" per silent meter
     (ts_start: its last reading, null if it never reported; ts: null).
     """
+    from parkcarbon.db import connect
+    from parkcarbon.ingest.usage import queries as Q
+
     gaps, silent, tz = _load(app, ["gap"], meter, since, limit, with_silent=True)
+    with connect(app.settings()) as conn:
+        units: dict[str, str] = dict(conn.execute(Q.METER_UNITS).fetchall())
+        newest, age = conn.execute(Q.PARK_LAST_READING).fetchone() or (None, None)
     if fmt != "table":
-        rows = [g.as_dict() for g in gaps] + [
+        rows = [{**g.as_dict(), "unit": units.get(g.meter_id)} for g in gaps] + [
             {"meter_id": s.meter_id, "kind": "silent", "ts_start": s.last_reading, "ts": None,
-             "value_before": None, "value_after": None, "quantity": None, "detail": None}
+             "value_before": None, "value_after": None, "quantity": None, "detail": None,
+             "unit": units.get(s.meter_id)}
             for s in silent
         ]
-        _emit(rows, fmt)
+        _emit(rows, fmt, extra=(("unit", "unit", 0),))
         return
-    click.echo("\n".join(_event_line(g, tz) for g in gaps) if gaps else "no events")
+    click.echo("\n".join(_event_line(g, tz, units) for g in gaps) if gaps else "no events")
+    if newest is not None and age is not None and age.total_seconds() > 3600:
+        click.echo(f"no reading from any meter since {newest.astimezone(tz):%Y-%m-%d %H:%M} "
+                   f"({age.total_seconds() / 3600:,.1f} h ago): is data arriving? (meters "
+                   "below are silent relative to that newest reading)")
     for s in silent:
         last = s.last_reading.astimezone(tz).strftime("%Y-%m-%d %H:%M") if s.last_reading \
             else "never"

@@ -31,6 +31,7 @@ from parkcarbon.ingest.errors import DeriveError
 from parkcarbon.ingest.usage import queries as Q
 from parkcarbon.ingest.usage.counters import derive_epoch
 from parkcarbon.ingest.usage.plan import WATERMARK_OVERLAP, Plan, load_specs, plan
+from parkcarbon.ingest.usage.sequence import sequence_gaps
 from parkcarbon.units import SLOT_SECONDS
 
 __all__ = ["WATERMARK_OVERLAP", "ChangedRange", "DeriveError", "DeriveResult", "derive_usage",
@@ -134,6 +135,8 @@ def _compute(conn: psycopg.Connection, plans: dict[str, Plan]
             Q.SELECT_READINGS_FROM, (meter_id, p.load_from, p.load_from)
         ).fetchall()
         slots, events, used = derive_epoch(rows, p.spec, p.replacements)
+        events += sequence_gaps(conn.execute(
+            Q.SELECT_SEQ_FROM, (meter_id, p.load_from, p.load_from)).fetchall())
         readings_used += used
         wf = p.write_from
         first_slot = -(2**62) if wf is None else int(wf.timestamp()) // SLOT_SECONDS

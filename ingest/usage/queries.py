@@ -65,6 +65,12 @@ SELECT_READINGS_FROM = (
     "AND (%s::timestamptz IS NULL OR ts >= %s) ORDER BY ts"
 )
 
+# The sender's sequence numbers of the same range, for parkcarbon.ingest.usage.sequence.
+SELECT_SEQ_FROM = (
+    "SELECT extract(epoch FROM ts)::float8, seq FROM readings WHERE meter_id = %s "
+    "AND seq IS NOT NULL AND (%s::timestamptz IS NULL OR ts >= %s) ORDER BY ts"
+)
+
 # Scratch tables of a run, emptied at every commit (and truncated in case a caller's
 # open transaction ran derive before). A slot number is its start epoch // SLOT_SECONDS.
 CREATE_DERIVE_TABLES = f"""
@@ -154,11 +160,27 @@ LIMIT %(limit)s
 """
 
 # Active meters with no reading for more than 2 x interval_seconds (or none at all).
+# Silent: no reading for more than twice the meter's interval before the newest reading
+# of the park (capped at now), so a meter that stopped while the others report is
+# listed, and a finished simulation or an ingest outage (every meter stopped at once)
+# is not 52 silent meters but one line (PARK_LAST_READING).
 SELECT_SILENT_METERS = """
-SELECT m.id, last.ts FROM meters m
-LEFT JOIN LATERAL (SELECT max(ts) AS ts FROM readings r WHERE r.meter_id = m.id) last
-       ON true
-WHERE m.active AND (%(meter)s::text IS NULL OR m.id = %(meter)s)
-  AND (last.ts IS NULL OR last.ts < now() - 2 * m.interval_seconds * INTERVAL '1 second')
-ORDER BY m.id
+WITH last AS (
+    SELECT m.id, m.interval_seconds, m.active, l.ts FROM meters m
+    LEFT JOIN LATERAL (SELECT max(ts) AS ts FROM readings r WHERE r.meter_id = m.id) l
+           ON true
+)
+SELECT id, ts FROM last
+WHERE active AND (%(meter)s::text IS NULL OR id = %(meter)s)
+  AND (ts IS NULL OR ts < least(now(), (SELECT max(ts) FROM last WHERE active))
+                          - 2 * interval_seconds * INTERVAL '1 second')
+ORDER BY id
 """
+# The newest reading of any active meter, and how long ago it is (``usage gaps``).
+PARK_LAST_READING = """
+SELECT max(l.ts), now() - max(l.ts) FROM meters m
+CROSS JOIN LATERAL (SELECT max(ts) AS ts FROM readings r WHERE r.meter_id = m.id) l
+WHERE m.active
+"""
+# Canonical unit of every meter (units of the quantities ``usage gaps`` lists).
+METER_UNITS = "SELECT id, unit FROM meters"

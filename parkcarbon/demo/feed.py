@@ -116,16 +116,23 @@ def publish_and_ingest(
 
 
 def derive_and_account(settings: Settings, progress: Progress) -> None:
-    from parkcarbon.carbon.accounting import refresh
+    """What every read does first (``carbon.current.bring_up_to_date``): derive usage,
+    load the economics file (green power) before accounting, refresh the figures and
+    the stored budgets, so the summary equals every later read."""
+    from parkcarbon.carbon.current import bring_up_to_date
     from parkcarbon.db import connect
-    from parkcarbon.ingest.usage.derive import derive_committed
 
-    d = derive_committed(settings)
     with connect(settings) as conn:
-        events = ", ".join(f"{k} {v}" for k, v in sorted(d.events_by_kind.items())) or "none"
-        progress(
-            f"usage derived: {d.slots_written:,} slots from {d.readings_used:,} readings "
-            f"of {d.meters} meters (events: {events})"
-        )
-        r = refresh(conn, settings)
-        progress(f"accounting: {r.days_recomputed:,} meter-days computed in {r.seconds:.1f} s")
+        up = bring_up_to_date(conn, settings)
+    d, r = up.derived, up.accounting
+    events = ", ".join(f"{k} {v}" for k, v in sorted(d.events_by_kind.items())) or "none"
+    progress(
+        f"usage derived: {d.slots_written:,} slots from {d.readings_used:,} readings "
+        f"of {d.meters} meters (events: {events})"
+    )
+    econ = "no economics file" if up.economics_months is None else (
+        f"economics: {up.economics_months:,} enterprise-months"
+    )
+    progress(
+        f"accounting: {r.days_recomputed:,} meter-days computed in {r.seconds:.1f} s ({econ})"
+    )

@@ -17,6 +17,7 @@ computed here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -59,6 +60,34 @@ def prepare_database(settings: Settings, registry: Registry, progress: Progress)
     return result.mode
 
 
+def service_settings(settings: Settings) -> Settings:
+    """Create the database roles (as ``db migrate`` does) and return the settings that
+    log in as the service role, as ``parkcarbon run`` does in docker-compose: the demo
+    ingests, derives and accounts with the roles' privileges, not the owner's."""
+    import tempfile
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from parkcarbon.errors import DatabaseError
+    from parkcarbon.security import ensure_roles, roles
+
+    # The role passwords are generated into a private folder that lives only as long
+    # as this call: the demo keeps the service password in its settings.
+    with tempfile.TemporaryDirectory(prefix="parkcarbon-demo-secrets-") as folder:
+        owner = settings.model_copy(update={"secrets_dir": Path(folder)})
+        try:
+            ensure_roles(owner)
+        except DatabaseError as exc:  # e.g. an owner that may not create roles
+            log.warning("demo runs as the database owner: %s", exc)
+            return settings
+        role = roles.service_role(owner)
+        password = roles.read_secret(roles.password_file(owner, role))
+    return settings.model_copy(
+        update={"database_user": role, "database_password": SecretStr(password),
+                "database_password_file": None})
+
+
 def simulate(registry: Registry, options: DemoOptions, start: datetime, end: datetime) -> list[Any]:
     """The park's messages from ``start`` to ``end`` as one series (one simulator call,
     so cumulative registers run on continuously), in sending order."""
@@ -95,6 +124,9 @@ def run_demo_on(
 
     settings = demo_settings(settings, services)
     mode = prepare_database(settings, registry, progress)
+    settings = service_settings(settings)
+    if settings.database_user:
+        progress(f"database roles ready; ingest and accounting run as {settings.database_user}")
     label, start, end = demo_period(settings.timezone, options, now())
     horizon = now() + timedelta(hours=LIVE_HOURS) if options.live else end
     faults = DEMO_FAULTS if options.faults else ()
@@ -136,7 +168,23 @@ def run_demo_on(
             published=pub,
             seconds=seconds,
         )
+        summary = dataclasses.replace(summary, report=write_report(conn, settings, label))
+    from parkcarbon.alerts.demo import demo_alerts
+
+    alerts = demo_alerts(settings, registry, start, end)  # None without an alerts file
+    if alerts is not None:
+        progress(f"alerts: {alerts.line()}")
+        summary = dataclasses.replace(summary, alerts=alerts.as_dict() | {"line": alerts.line()})
     return summary, rest
+
+
+def write_report(conn: Any, settings: Settings, label: str) -> str:
+    """The month's park report (PDF, XLSX, CSV in ``report_dir``); the PDF's path."""
+    from parkcarbon.reports.figures import month_period
+    from parkcarbon.reports.generate import generate_reports
+
+    [park] = generate_reports(conn, settings, month_period(label), [None])
+    return str(next(f for f in park.files if f.suffix == ".pdf").resolve())
 
 
 def run_demo(app: AppContext, options: DemoOptions) -> DemoSummary:

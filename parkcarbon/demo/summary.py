@@ -64,6 +64,8 @@ class DemoSummary:
     where: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    report: str | None = None  # the month's park report (PDF), written by the demo
+    alerts: dict[str, Any] | None = None  # parkcarbon.alerts.demo: what the faults raised
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,30 +86,53 @@ def _budget(
     scope12_co2_t: float,
     basis: str,
 ) -> dict[str, Any] | None:
+    """The month's budget as stored in ``carbon_budgets`` and the year's status exactly
+    as ``parkcarbon targets status --year`` computes it (coverage included)."""
     from parkcarbon.carbon.accounting import emissions
-    from parkcarbon.carbon.targets import load_targets, monthly_budgets
+    from parkcarbon.carbon.targets import load_targets, stored_budgets, targets_status
+    from parkcarbon.periods import local_today
 
     if not settings.targets_file.is_file():
         return None
     targets = load_targets(settings.targets_file, {e.id for e in registry.enterprises})
     year, month = (int(x) for x in period.split("-"))
-    budgets = monthly_budgets(targets, targets.park, year)
-    if budgets.empty:
+    budgets = stored_budgets(conn, year)
+    row = budgets[(budgets["month"] == date(year, month, 1)) & budgets["enterprise_id"].isna()]
+    if row.empty:
         return None
-    row = budgets[budgets["month"] == date(year, month, 1)]
     month_budget = float(row["budget_co2_t"].iloc[0])
     actual = scope12_co2_t
     if targets.basis != basis:
         actual = float(emissions(conn, period=period, basis=targets.basis)["scope12_co2_t"].sum())
-    cap, _origin = targets.park.cap(year)
+    cap = float(row["cap_co2_t"].iloc[0])
+    status = targets_status(
+        conn,
+        year=year,
+        targets=targets,
+        today=local_today(settings.tz),
+        min_coverage_pct=settings.targets_min_coverage_pct,
+    )
+    park = status[status["subject"] == "PARK"].iloc[0]
     return {
         "targets_file": str(settings.targets_file),
         "basis": targets.basis,
+        "source": "carbon_budgets",
         "month_budget_co2_t": month_budget,
         "month_actual_co2_t": actual,
         "month_burn_pct": 100.0 * actual / month_budget if month_budget else None,
         "annual_cap_co2_t": cap,
         "month_share_of_annual_cap_pct": 100.0 * actual / cap if cap else None,
+        "year": year,
+        "ytd_co2_t": float(park["ytd_co2_t"]),
+        "days_with_data": int(park["days_with_data"]),
+        "days_elapsed": int(park["days_elapsed"]),
+        "coverage_pct": None if park["coverage_pct"] is None else float(park["coverage_pct"]),
+        "forecast_co2_t": None if park["forecast_co2_t"] is None else float(park["forecast_co2_t"]),
+        "forecast_vs_cap_pct": None
+        if park["forecast_vs_cap_pct"] is None
+        else float(park["forecast_vs_cap_pct"]),
+        "status": str(park["status"]),
+        "min_coverage_pct": settings.targets_min_coverage_pct,
     }
 
 
@@ -242,7 +267,9 @@ def render_text(s: DemoSummary) -> str:
         f"  {_pad('total standard coal 综合能耗', 36)} {'':>19}{_n(s.tce):>12}",
         "",
         "Emissions 排放 (tCO2)",
-        f"  Scope 1 (fuels burnt on site)            {_n(s.scopes['scope1_co2_t']):>14}",
+        f"  Scope 1 (fuels burnt on site, process)   {_n(s.scopes['scope1_co2_t']):>14}",
+        f"    of which process (clinker, lime)       "
+        f"{_n(s.scopes.get('scope1_process_co2_t', 0.0)):>14}",
         f"  Scope 2 (purchased power, heat, steam)   {_n(s.scopes['scope2_co2_t']):>14}",
         f"  Scope 1+2                                {_n(s.scopes['scope12_co2_t']):>14}",
         f"  Scope 3 water (information only)         {_n(s.scopes['scope3_water_co2_t'], 2):>14}",
@@ -261,6 +288,20 @@ def render_text(s: DemoSummary) -> str:
                 f"  annual cap {_n(b['annual_cap_co2_t'], 0)} tCO2; this month used "
                 f"{_n(b['month_share_of_annual_cap_pct'])}% of it"
             )
+        if b.get("days_elapsed"):
+            status = b["status"].replace("_", " ")
+            line = (
+                f"  {b['year']} status (as `parkcarbon targets status --year {b['year']}`): "
+                f"data on {b['days_with_data']} of {b['days_elapsed']} days elapsed "
+                f"({_n(b['coverage_pct'])}%) -> {status}"
+            )
+            if b["forecast_co2_t"] is not None:
+                line += (
+                    f"; at the pace of those days the year ends at "
+                    f"{_n(b['forecast_co2_t'], 0)} tCO2 "
+                    f"({_n(b['forecast_vs_cap_pct'])}% of the cap)"
+                )
+            lines.append(line)
     else:
         lines.append("Carbon budget 碳预算: no targets file (config/targets.yaml) configured")
     lines += ["", "Top emitters 排放大户 (Scope 1+2)"]
@@ -299,5 +340,9 @@ def render_text(s: DemoSummary) -> str:
         )
     if s.notes:
         lines += ["", "Notes on factors"] + [f"  - {n}" for n in s.notes]
+    if s.report:
+        lines += ["", f"Monthly carbon report 月度碳排放报告: {s.report}"]
+    if s.alerts:
+        lines += ["", f"Alerts 告警: {s.alerts['line']}"]
     lines += ["", f"done in {s.seconds:.0f} s"]
     return "\n".join(lines)

@@ -7,7 +7,9 @@ error instead of leaving its jobs silently unscheduled. A package that adds jobs
 alerts and monthly reports, when they land) adds one line here.
 
 - ``parkcarbon.ingest.usage.jobs``: usage per 15-minute slot from new readings;
+- ``parkcarbon.ingest.jobs``: the dead-letter retention (daily);
 - ``parkcarbon.carbon.jobs``: the accounting refresh (emissions, standard coal).
+- ``parkcarbon.alerts.jobs``: the alert cycle every minute (evaluate, notify, deliver).
 
 Tests and embedders may add providers at run time with ``add_job_provider``.
 """
@@ -16,9 +18,12 @@ from __future__ import annotations
 
 import logging
 
+from parkcarbon.alerts import jobs as alerts_jobs
 from parkcarbon.carbon import jobs as carbon_jobs
+from parkcarbon.ingest import jobs as ingest_jobs
 from parkcarbon.ingest.usage import jobs as usage_jobs
 from parkcarbon.periods import utc_now
+from parkcarbon.reports import jobs as report_jobs
 from parkcarbon.scheduling import JobContext, JobProvider, ScheduledJob
 from parkcarbon.settings import Settings
 
@@ -36,7 +41,10 @@ log = logging.getLogger(__name__)
 
 PROVIDERS: tuple[JobProvider, ...] = (
     usage_jobs.jobs,
+    ingest_jobs.jobs,
     carbon_jobs.jobs,
+    alerts_jobs.jobs,
+    report_jobs.jobs,
 )
 
 _extra: list[JobProvider] = []

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from parkcarbon.errors import ParkcarbonError
 from parkcarbon.registry import Registry
 from parkcarbon.runtime.errors import ServiceError
 from parkcarbon.runtime.schedule import JobContext, ScheduledJob, collect_jobs, utc_now
@@ -69,6 +70,24 @@ class JobHealth:
         }
 
 
+class _UserErrorFilter(logging.Filter):
+    """Drops APScheduler's traceback of a job that failed with a ``ParkcarbonError`` (a
+    database that went away, say): the supervisor logs that failure in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ParkcarbonError)
+
+
+_USER_ERROR_FILTER = _UserErrorFilter()
+
+
+def _quiet_user_error_tracebacks() -> None:
+    logger = logging.getLogger("apscheduler.executors.default")
+    if _USER_ERROR_FILTER not in logger.filters:
+        logger.addFilter(_USER_ERROR_FILTER)
+
+
 class Supervisor:
     """Runs the chosen parts; ``start()`` / ``stop()`` or ``run_forever()`` (signals)."""
 
@@ -102,6 +121,12 @@ class Supervisor:
 
     def start(self) -> None:
         log.info("starting parkcarbon service: %s", ", ".join(self.parts))
+        from parkcarbon.ingest.startup import check_database
+
+        # An unmigrated database stops the service here with the hint to migrate; an
+        # unreachable one is a WARNING now (the parts retry).
+        check_database(self.settings)
+        _quiet_user_error_tracebacks()
         try:
             if "ingest" in self.parts:
                 self._start_ingest()
@@ -278,8 +303,11 @@ class Supervisor:
         return "\n".join(out) + "\n"
 
     def _start_health_server(self, port: int) -> None:
+        from parkcarbon.alerts.jobs import http_routes
         from parkcarbon.http import HealthServer
 
-        self._http = HealthServer(self.health, self.metrics_text, port)
+        routes = http_routes(self.settings) if "scheduler" in self.parts else {}
+        self._http = HealthServer(self.health, self.metrics_text, port,
+                                  host=self.settings.metrics_host, routes=routes)
         self.health_port = self._http.port
         self._http.start()

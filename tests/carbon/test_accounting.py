@@ -83,22 +83,60 @@ def test_later_period_uses_the_latest_earlier_year_and_says_so(migrated_dsn: str
         assert any("the 2023 factor applies (latest earlier year)" in n for n in df.attrs["notes"])
 
 
-def test_natural_gas_co2_and_standard_coal_by_gas_kind(migrated_dsn: str) -> None:
+GAS_CO2_PER_GJ = 0.0153 * 0.99 * 44 / 12  # tCO2/GJ: CC x OF x 44/12 (guideline defaults)
+
+
+def test_natural_gas_co2_and_standard_coal_come_from_one_heating_value(
+    migrated_dsn: str, tmp_path: Path
+) -> None:
     with connect(migrated_dsn) as conn:
         put_usage(conn, "E02-GAS-1", local(2026, 2, 1), local(2026, 3, 1), 100_000)
+        put_usage(conn, "E03-GAS-1", local(2026, 2, 1), local(2026, 3, 1), 100_000)
+        put_usage(conn, "E04-GAS-1", local(2026, 2, 1), local(2026, 3, 1), 100_000)
         refresh(conn, settings_for(migrated_dsn))
         row = one(emissions(conn, period="2026-02"), "E02")
-        # 100,000 m3 x 389.31 GJ/1e4 m3 x 0.0153 tC/GJ x 0.99 x 44/12 = 216.22 tCO2
-        assert row["scope1_co2_t"] == pytest.approx(216.2, abs=0.05)
+        # gas-field gas, NCV 35.544 MJ/m3 (GB/T 2589): 3,554.4 GJ
+        # CO2 = 3,554.4 GJ x 0.0153 tC/GJ x 0.99 x 44/12 = 197.41 t (not 216.2 t: that is
+        # the oil-field NCV 38.931 paired with the gas-field tce coefficient)
+        assert row["scope1_co2_t"] == pytest.approx(3554.4 * GAS_CO2_PER_GJ)
+        assert row["scope1_co2_t"] == pytest.approx(197.41, abs=0.01)
         assert row["scope2_co2_t"] == 0
-        # gas-field gas: 100,000 m3 x 1.2143 kgce/m3 = 121.43 tce
-        assert row["tce"] == pytest.approx(121.43, abs=1e-6)
+        # tce = 3,554.4 GJ / 29.271 GJ/tce = 121.43 tce (= 1.2143 kgce/m3)
+        assert row["tce"] == pytest.approx(3554.4 / 29.271)
+        assert row["tce"] == pytest.approx(121.43, abs=0.01)
+        assert "param.natural_gas.ncv/gas_field/" in row["factor_ids"]
         result = refresh(conn, settings_for(migrated_dsn, natural_gas_kind="oil_field"))
-        assert result.restated == 28  # every day of February 2026, factor changed
+        assert result.restated == 3 * 28  # every day of February 2026, factor changed
         row = one(emissions(conn, period="2026-02"), "E02")
-        # oil-field gas: 100,000 m3 x 1.3300 kgce/m3 = 133.00 tce; CO2 unchanged
-        assert row["tce"] == pytest.approx(133.00, abs=1e-6)
-        assert row["scope1_co2_t"] == pytest.approx(216.2, abs=0.05)
+        # oil-field gas, NCV 38.931 MJ/m3: both figures move together
+        assert row["tce"] == pytest.approx(3893.1 / 29.271)  # 133.00 tce = 1.3300 kgce/m3
+        assert row["scope1_co2_t"] == pytest.approx(3893.1 * GAS_CO2_PER_GJ)  # 216.22 t
+        # an enterprise's measured gas quality (the CO2 entry's own NCV) and a meter's
+        # measured NCV override the gas kind for both figures
+        overrides = tmp_path / "park_factors.yaml"
+        overrides.write_text(
+            "factors:\n"
+            "  - {key: co2.natural_gas, year: 2026, enterprise: E03,\n"
+            "     components: {ncv: {value: 360.0, unit: 'GJ / (10000 m**3)'}},\n"
+            "     confidence: measured, source: E03 gas quality report}\n"
+            "  - {key: param.natural_gas.ncv, year: 2026, meter: E04-GAS-1, value: 34.0,\n"
+            "     unit: MJ/m**3, confidence: measured, source: E04 gas chromatograph}\n",
+            encoding="utf-8",
+        )
+        refresh(conn, settings_for(migrated_dsn, factors_file=overrides))
+        df = emissions(conn, period="2026-02")
+        e03, e04, e02 = one(df, "E03"), one(df, "E04"), one(df, "E02")
+        assert e03["scope1_co2_t"] == pytest.approx(3600 * GAS_CO2_PER_GJ)
+        assert e03["tce"] == pytest.approx(3600 / 29.271)
+        assert "param.natural_gas.ncv" not in e03["factor_ids"]  # its NCV is in the CO2 entry
+        assert e04["scope1_co2_t"] == pytest.approx(3400 * GAS_CO2_PER_GJ)
+        assert e04["tce"] == pytest.approx(3400 / 29.271)
+        assert "param.natural_gas.ncv/any/2026/E04-GAS-1/" in e04["factor_ids"]
+        assert e02["tce"] == pytest.approx(121.43, abs=0.01)  # the others keep the kind
+        stored = conn.execute(
+            "SELECT origin, meter_id FROM carbon_factors WHERE meter_id IS NOT NULL"
+        ).fetchall()
+        assert stored == [("meter", "E04-GAS-1")]
 
 
 def test_month_and_year_boundaries_follow_the_park_timezone(migrated_dsn: str) -> None:
@@ -187,12 +225,39 @@ def test_water_is_kept_out_of_scope_1_and_2_and_steam_goes_through_enthalpy(
         assert row["purchased_heat_gj"] == pytest.approx(269.326)
         assert row["scope2_co2_t"] == pytest.approx(29.62586)
         assert row["scope12_co2_t"] == pytest.approx(29.62586)  # no water in it
-        assert row["tce"] == pytest.approx(12.86)  # 100 t x 0.1286 kgce/kg; water adds none
+        # tce from the same heat: 269.326 GJ x 0.03412 tce/GJ = 9.1894 tce (not the
+        # tabulated 0.1286 kgce/kg = 3,764 MJ/t, another enthalpy); water adds none
+        assert row["tce"] == pytest.approx(269.326 * 0.03412)
         assert "unconfirmed:param.steam.enthalpy" in row["flags"]
         assert "unconfirmed:co2.water" in row["flags"] and row["unconfirmed"]
         summary = park_summary(conn, "2026-04")
         assert summary.scopes["scope12_co2_t"] == pytest.approx(29.62586)
         assert summary.scopes["scope3_water_co2_t"] == pytest.approx(1.68)
+
+
+def test_a_meters_declared_steam_enthalpy_gives_both_tco2_and_tce(
+    migrated_dsn: str, tmp_path: Path
+) -> None:
+    overrides = tmp_path / "park_factors.yaml"
+    overrides.write_text(
+        "factors:\n"
+        "  - {key: param.steam.enthalpy, year: 2026, meter: E04-STEAM-1, value: 2950,\n"
+        "     unit: kJ/kg, confidence: supplier data sheet, source: park utility contract}\n",
+        encoding="utf-8",
+    )
+    with connect(migrated_dsn) as conn:
+        put_usage(conn, "E04-STEAM-1", local(2026, 4, 1), local(2026, 5, 1), 100)
+        put_usage(conn, "E06-STEAM-1", local(2026, 4, 1), local(2026, 5, 1), 100)
+        refresh(conn, settings_for(migrated_dsn, factors_file=overrides))
+        df = emissions(conn, period="2026-04")
+        e04, e06 = one(df, "E04"), one(df, "E06")
+        heat = 100 * (2950 - 83.74) / 1000  # 286.626 GJ
+        assert e04["purchased_heat_gj"] == pytest.approx(heat)
+        assert e04["scope2_co2_t"] == pytest.approx(heat * 0.11)
+        assert e04["tce"] == pytest.approx(heat * 0.03412)
+        assert "unconfirmed:param.steam.enthalpy" not in e04["flags"]  # declared, not default
+        assert "unconfirmed:param.steam.enthalpy" in e06["flags"]  # the default stays flagged
+        assert e06["tce"] == pytest.approx(269.326 * 0.03412)
 
 
 def test_sub_meters_are_never_added(migrated_dsn: str) -> None:

@@ -144,10 +144,11 @@ def test_example_targets_validate_and_pathway_arithmetic() -> None:
     ids = {f"E{i:02d}" for i in range(1, 15)}
     targets = load_targets(ROOT / "config" / "targets.yaml", ids)
     e12 = next(s for s in targets.enterprises if s.id == "E12")
-    # linear 2020 -> 2026: 200,000 + (230,000 - 200,000) x 3/6 = 215,000
-    assert e12.cap(2023) == (pytest.approx(215_000), "pathway")
-    # after the peak: 230,000 x (1 - 0.04)^2 = 211,968
-    assert e12.cap(2028)[0] == pytest.approx(211_968)
+    # linear 2020 -> 2026: 300,000 + (360,000 - 300,000) x 3/6 = 330,000
+    assert e12.cap(2023) == (pytest.approx(330_000), "pathway")
+    # after the peak: 360,000 x (1 - 0.04)^2 = 331,776
+    assert e12.cap(2028)[0] == pytest.approx(331_776)
+    # the example's weights sum to 12: the months' budgets sum to the cap as written
     assert sum(targets.month_weights(2026)) == pytest.approx(1.0)
 
 

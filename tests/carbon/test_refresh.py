@@ -197,6 +197,7 @@ def test_park_summary_of_a_period_without_data_is_empty_and_typed(migrated_dsn: 
         summary = park_summary(conn, "2026-01")
         assert summary.scopes == {
             "scope1_co2_t": 0.0,
+            "scope1_process_co2_t": 0.0,
             "scope2_co2_t": 0.0,
             "scope12_co2_t": 0.0,
             "scope3_water_co2_t": 0.0,

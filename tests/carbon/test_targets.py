@@ -69,8 +69,12 @@ def test_budget_burn_forecast_and_run_out_date(migrated_dsn: str) -> None:
             ),
         )
         refresh(conn, load_settings(database_url=migrated_dsn))
-        df = targets_status(conn, year=2026, targets=targets).set_index("subject")
+        df = targets_status(
+            conn, year=2026, targets=targets, today=date(2026, 3, 31)
+        ).set_index("subject")
     e05 = df.loc["E05"]
+    assert e05["days_with_data"] == 90 == e05["days_elapsed"]
+    assert e05["coverage_pct"] == pytest.approx(100.0)
     daily = 100_000 * XJ_2023  # 60.21 tCO2 per day
     ytd = 90 * daily  # 5,418.9 t
     assert e05["data_through"] == date(2026, 3, 31)
@@ -96,12 +100,12 @@ def test_cap_already_exceeded_and_seasonal_budgets(migrated_dsn: str) -> None:
     seasonal = {
         **TARGETS,
         "budget_profile": "seasonal",
-        "seasonal_weights": [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        "seasonal_weights": [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.5],
     }
     targets = parse_targets(seasonal, "targets")
     budgets = monthly_budgets(targets, targets.park, 2026)
     assert budgets["budget_co2_t"].sum() == pytest.approx(100_000)
-    assert budgets.iloc[0]["budget_co2_t"] == pytest.approx(100_000 * 2 / 13)
+    assert budgets.iloc[0]["budget_co2_t"] == pytest.approx(100_000 * 2 / 12)
     with connect(migrated_dsn) as conn:
         put_daily(conn, "E06-ELEC-1", date(2026, 1, 1), 10, 1_000_000)  # 602.1 t a day
         refresh(conn, load_settings(database_url=migrated_dsn))
@@ -110,7 +114,7 @@ def test_cap_already_exceeded_and_seasonal_budgets(migrated_dsn: str) -> None:
     # 5,000 t cap: 8 x 602.1 = 4,816.8 < 5,000 <= 9 x 602.1 = 5,418.9 -> 9 January
     assert e06["status"] == "over_cap" and e06["runout_date"] == date(2026, 1, 9)
     # January budget (seasonal): 5,000 x 2/13, 10 of its 31 days
-    assert e06["ytd_budget_co2_t"] == pytest.approx(5_000 * 2 / 13 * 10 / 31)
+    assert e06["ytd_budget_co2_t"] == pytest.approx(5_000 * 2 / 12 * 10 / 31)
 
 
 def test_indicators_per_value_added_per_tce_per_mu(migrated_dsn: str) -> None:
@@ -186,8 +190,8 @@ def test_cli_emissions_and_targets_status(migrated_dsn: str, tmp_path: Path) -> 
     data = json.loads(out.stdout)
     rows = {r["enterprise_id"]: r for r in data["rows"]}
     assert rows["E01"]["scope2_co2_t"] == pytest.approx(602.1, abs=1e-6)
-    assert rows["E02"]["scope1_co2_t"] == pytest.approx(216.2, abs=0.05)
-    assert data["total"]["scope12_co2_t"] == pytest.approx(602.1 + 216.22, abs=0.05)
+    assert rows["E02"]["scope1_co2_t"] == pytest.approx(197.41, abs=0.01)  # gas-field NCV
+    assert data["total"]["scope12_co2_t"] == pytest.approx(602.1 + 197.41, abs=0.01)
     assert any("latest earlier year" in n for n in data["notes"])
     table = _run("emissions", "--period", "2026-01", "--no-refresh", dsn=migrated_dsn)
     assert table.returncode == 0, table.stderr
@@ -207,14 +211,15 @@ def test_cli_emissions_and_targets_status(migrated_dsn: str, tmp_path: Path) -> 
         dsn=migrated_dsn,
     )
     assert csv.stdout.splitlines()[0].startswith("enterprise_id,name_zh,bucket")
-    assert len(csv.stdout.splitlines()) == 2
+    assert len(csv.stdout.splitlines()) == 3  # header, E02, the TOTAL row
+    assert csv.stdout.splitlines()[2].startswith("TOTAL,")
     status = _run(
         "targets", "status", "--year", "2026", "--format", "json", "--no-refresh", dsn=migrated_dsn
     )
     assert status.returncode == 0, status.stderr
     subjects = {r["subject"]: r for r in json.loads(status.stdout)["rows"]}
-    assert subjects["PARK"]["cap_co2_t"] == 1_600_000  # config/targets.yaml
-    assert subjects["PARK"]["ytd_co2_t"] == pytest.approx(818.3, abs=0.1)
+    assert subjects["PARK"]["cap_co2_t"] == 1_700_000  # config/targets.yaml
+    assert subjects["PARK"]["ytd_co2_t"] == pytest.approx(799.5, abs=0.1)
     bad = _run("emissions", "--period", "2026-13", dsn=migrated_dsn)
     assert bad.returncode == 2
     assert bad.stderr.startswith("parkcarbon: error: period '2026-13'")

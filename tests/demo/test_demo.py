@@ -91,12 +91,36 @@ def test_demo_on_local_services_matches_the_accounting_api(
     assert budget["month_burn_pct"] == pytest.approx(
         100 * budget["month_actual_co2_t"] / budget["month_budget_co2_t"]
     )
+    # the first read after the demo agrees with it and restates nothing (#10 point 10:
+    # green power was loaded before the demo accounted); coverage stated by both
+    status = subprocess.run(
+        [sys.executable, "-m", "parkcarbon", "targets", "status", "--year",
+         str(budget["year"]), "--format", "json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    park = next(r for r in json.loads(status.stdout)["rows"] if r["subject"] == "PARK")
+    assert park["status"] == budget["status"]
+    assert park["days_with_data"] == budget["days_with_data"] >= DAYS
+    assert park["coverage_pct"] == pytest.approx(budget["coverage_pct"])
+    assert park["ytd_co2_t"] == pytest.approx(budget["ytd_co2_t"])
+    with psycopg.connect(fresh_dsn) as conn:
+        restated = conn.execute("SELECT count(*) FROM green_power_restatements").fetchone()
+        stored = conn.execute(
+            "SELECT budget_co2_t FROM carbon_budgets WHERE enterprise_id IS NULL "
+            "AND month = %s", (f"{label}-01",),
+        ).fetchone()
+    assert restated == (0,)
+    assert stored is not None and stored[0] == pytest.approx(budget["month_budget_co2_t"])
     # the garbage fault: five bad messages, each a dead letter; everything else stored
     assert sum(summary["dead_letters"].values()) == 5 == dead[0]
     assert (
         summary["ingest"]["readings_stored"] == readings[0] == summary["completeness"]["readings"]
     )
     assert summary["ingest"]["published_messages"] == summary["ingest"]["messages"]
+    # the month's park report, written by the demo into report_dir (#15)
+    report = Path(summary["report"])
+    assert report.suffix == ".pdf" and report.is_file() and report.is_relative_to(tmp_path)
     c = summary["completeness"]
     assert c["slots_expected"] == 52 * DAYS * 96
     assert c["slots_measured"] + c["slots_estimated"] + c["slots_missing"] == c["slots_expected"]

@@ -79,7 +79,8 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         with log.open("wb") as fh:
             proc = subprocess.Popen([str(PARKCARBON), "ingest"], env=env, stdout=fh,
                                     stderr=subprocess.STDOUT)
-        wait_for(lambda: "subscribed to" in log.read_text(), 15, "ingest to subscribe")
+        # a fresh interpreter, the start-up checks, then the SUBACK: ~5 s on a busy machine
+        wait_for(lambda: "subscribed to" in log.read_text(), 45, "ingest to subscribe")
         return proc, log
 
     first, _ = launch("first.log")

@@ -222,7 +222,7 @@ def _timescale_version(conn: psycopg.Connection) -> tuple[int, ...]:
 def test_timescale_objects_policies_and_jobs(timescale_dsn: str) -> None:
     st = status(timescale_dsn)
     assert (st.mode, st.hypertables) == ("timescale", ["readings", "usage"])
-    assert st.continuous_aggregates == ["usage_daily", "usage_hourly"]
+    assert st.continuous_aggregates == ["usage_daily", "usage_day_quality", "usage_hourly"]
     with _connect(timescale_dsn) as conn:
         settings = conn.execute(
             "SELECT hypertable_name, attname, segmentby_column_index, orderby_column_index "

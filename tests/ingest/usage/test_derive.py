@@ -194,10 +194,11 @@ def test_cli_derive_and_gaps(migrated_dsn: str) -> None:
     listed = json.loads(gaps.stdout)
     assert [(g["meter_id"], g["kind"]) for g in listed if g["kind"] == "gap"] == [
         ("E07-GAS-1", "gap")]
-    # February 2026 is long past: every meter is silent now, E07-GAS-1 since its last one
+    # silent is relative to the park's newest reading: E07-GAS-1 holds it, so only the
+    # 51 meters that never reported are listed (a finished feed is not 52 silent meters)
     silent = {s["meter_id"]: s["ts_start"] for s in listed if s["kind"] == "silent"}
-    assert len(silent) == 52 and silent["E07-GAS-1"].startswith("2026-02-02")
-    assert len(listed) == 53
+    assert len(silent) == 51 and "E07-GAS-1" not in silent
+    assert len(listed) == 52
     as_csv = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "gaps",
                                  "--format", "csv"])
     assert as_csv.exit_code == 0, as_csv.output
@@ -216,7 +217,12 @@ def test_cli_derive_and_gaps(migrated_dsn: str) -> None:
                                     "--format", "csv", "--kind", "reset"])
     assert empty_csv.stdout.splitlines() == [
         "meter_id,kind,ts_start,ts,value_before,value_after,quantity,detail"]
-    assert ",".join(csv_rows[0]) == empty_csv.stdout.strip()  # same header, empty or not
+    # gaps: the events' header plus the unit of the quantities, empty or not
+    assert ",".join(csv_rows[0]) == empty_csv.stdout.strip() + ",unit"
+    empty_gaps = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "gaps",
+                                     "--format", "csv", "--meter", "E07-GAS-1",
+                                     "--since", "2026-03-01"])
+    assert empty_gaps.stdout.splitlines()[0] == ",".join(csv_rows[0])
     summary = runner.invoke(cli, ["--database-url", migrated_dsn, "usage", "derive",
                                   "--format", "csv"])
     assert summary.exit_code == 0 and "meters,0" in summary.stdout.splitlines()
