@@ -314,6 +314,14 @@ def _sum(rows: dict[str, dict[str, Any]], ids: list[str], key: str) -> float | N
     return float(sum(vals)) if vals else None
 
 
+def _metered_total(rows: dict[str, dict[str, Any]], ids: list[str]) -> float | None:
+    """Scope 1+2 of ``ids``, or None when none of them has metered figures (only
+    process emissions from the production file)."""
+    s12 = _sum(rows, ids, "scope12_co2_t")
+    process = _sum(rows, ids, "scope1_process_co2_t") or 0.0
+    return s12 if s12 is not None and s12 - process > 0 else None
+
+
 def _part(md: MonthData, name: str, enterprise: str | None) -> pd.DataFrame:
     """The rows of frame ``name`` (carriers, daily, ytd) of one enterprise (or all);
     grouped once per month, so 300 enterprise reports do not filter 300 times."""
@@ -359,8 +367,13 @@ def subject_figures(md: MonthData, enterprise: str | None) -> dict[str, Any]:
     months = [b for b in md.budgets.get(enterprise) or [] if b["month"] < p.end]
     ytd_budget = sum(b["budget_co2_t"] or 0.0 for b in months) if months else None
     st = md.status.get(enterprise or "PARK") or {}
-    prev = total(md.prev, "scope12_co2_t")
-    ly = total(md.last_year, "scope12_co2_t")
+    # A comparison month counts only with metered figures: a month holding nothing but
+    # reported production (process emissions) is no month to compare with.
+    prev = _metered_total(md.prev, scope)
+    ly = _metered_total(md.last_year, scope)
+    if st.get("ytd_co2_t") is not None:  # the year to date as `targets status` counts it:
+        ytd_actual = _f(st.get("ytd_co2_t"))  # days with data, against their budget
+        ytd_budget = _f(st.get("ytd_budget_co2_t"))
     measured = sum(md.slots.get(i, (0, 0))[0] for i in scope)
     expected = sum(md.meters.get(i, 0) for i in scope) * md.expected_slots_per_meter
     runout = st.get("runout_date")

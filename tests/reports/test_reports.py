@@ -398,3 +398,15 @@ def test_reports_rendered_in_worker_processes_are_the_same_bytes(
     for a, b in zip(serial, parallel, strict=True):
         assert [f.name for f in a.files] == [f.name for f in b.files]
         assert [sha(f) for f in a.files] == [sha(f) for f in b.files]
+
+
+def test_a_month_with_only_process_emissions_is_no_comparison_month() -> None:
+    """Reported production without meter data (the example production file covers months
+    the demo did not simulate) gives no month-on-month or year-on-year comparison."""
+    from parkcarbon.reports.figures import _metered_total
+
+    rows = {"E12": {"scope12_co2_t": 10838.5, "scope1_process_co2_t": 10838.5},
+            "E01": {"scope12_co2_t": 5.0, "scope1_process_co2_t": 0.0}}
+    assert _metered_total(rows, ["E12"]) is None
+    assert _metered_total(rows, ["E01", "E12"]) == 10843.5
+    assert _metered_total(rows, ["E02"]) is None

@@ -246,6 +246,7 @@ def test_timescale_objects_policies_and_jobs(timescale_dsn: str) -> None:
             ("policy_compression", "readings"),
             ("policy_compression", "usage"),
             ("policy_refresh_continuous_aggregate", "usage_daily"),
+            ("policy_refresh_continuous_aggregate", "usage_day_quality"),
             ("policy_refresh_continuous_aggregate", "usage_hourly"),
         ]
         for job_id, _, _ in jobs:  # every policy runs on an empty database
