@@ -13,9 +13,15 @@ COPY parkcarbon ./parkcarbon
 COPY schema ./schema
 COPY ingest ./ingest
 COPY carbon ./carbon
+COPY alerts ./alerts
+COPY grafana ./grafana
 COPY reports ./reports
+COPY security ./security
 RUN pip install .
 COPY config ./config
+# reports are written here (PARKCARBON_REPORT_DIR); /app itself is not writable
+RUN mkdir -p /var/lib/parkcarbon/reports && chown parkcarbon /var/lib/parkcarbon/reports
+ENV PARKCARBON_REPORT_DIR=/var/lib/parkcarbon/reports
 
 USER parkcarbon
 EXPOSE 9108

@@ -90,7 +90,10 @@ def _deliver_channel(conn: psycopg.Connection, settings: Any, config: AlertsConf
                 result.deferred += len(rows)
                 result.channels[channel_id] = "rate limit: deferred"
                 return
-            _attempt(conn, config, notifier, rows, now, worker, channel_id, result)
+            # one digest carries whole messages only; the rest stay due (this
+            # transaction's claim ends with it) and go in the next pass's digest
+            n = notifier.fitting([r[7] for r in rows])
+            _attempt(conn, config, notifier, rows[:n], now, worker, channel_id, result)
             return
         for row in rows:
             if not _attempt(conn, config, notifier, [row], now, worker, channel_id, result):
@@ -107,6 +110,12 @@ def _attempt(conn: psycopg.Connection, config: AlertsConfig, notifier: Any,
     except (DeliveryError, AlertsConfigError) as exc:
         err = exc if isinstance(exc, DeliveryError) else DeliveryError(str(exc), retry=False)
         _failed(conn, config, rows, now, worker, channel_id, err, result,
+                (time.perf_counter() - t0) * 1000)
+        return False
+    except Exception as exc:  # a notifier bug must not block its channel (nor the others)
+        log.exception("alerts: %s failed unexpectedly", channel_id)
+        _failed(conn, config, rows, now, worker, channel_id,
+                DeliveryError(f"{type(exc).__name__}: {exc}"), result,
                 (time.perf_counter() - t0) * 1000)
         return False
     ms = (time.perf_counter() - t0) * 1000

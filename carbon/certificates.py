@@ -26,14 +26,13 @@ Rules (GHG Protocol Scope 2 Guidance, ch. 7 Scope 2 Quality Criteria), checked b
   never claimed by a contract and by certificates;
 * a serial range listed twice, or a count that does not match ``mwh``, is refused.
 
-Without a register (no file) certificate claims cannot be verified: they are accepted
-with a WARNING naming the unverified MWh. Contracts (economics ``green_power``) are
+Without a register (no file) no certificate claim has evidence: each is refused, like
+an uncovered one. Contracts (economics ``green_power``) are
 claims with their own evidence (the trade contract).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import date
 from pathlib import Path
@@ -153,7 +152,7 @@ def usable_mwh(register: Register | None, enterprise: str, year: int) -> float:
 
 def check_claims(economics: Economics, register: Register | None) -> None:
     """Refuse certificate claims the register does not cover (see module doc). Without a
-    register (no file) the claims cannot be verified: logged at WARNING, accepted."""
+    register (no file) no claim has evidence: every one is refused."""
     claimed: dict[tuple[str, int], float] = {}
     for r in economics.records:
         for month in r.months:
@@ -162,11 +161,12 @@ def check_claims(economics: Economics, register: Register | None) -> None:
                 claimed[key] = claimed.get(key, 0.0) + r.green_certificates
     if register is None:
         if claimed:
-            logging.getLogger(__name__).warning(
-                "%s: %s MWh of green certificates claimed with no certificate register "
-                "(setting certificates_file): the claims are not verified",
-                economics.source, f"{sum(claimed.values()):,.0f}",
-            )
+            raise TargetsError(
+                [f"{economics.source}: {ent} {year}: {mwh:,.0f} MWh of green certificates "
+                 "claimed, but there is no certificate register to show them cancelled"
+                 for (ent, year), mwh in sorted(claimed.items())],
+                hint="keep the certificate register (setting certificates_file, e.g. "
+                "config/certificates.yaml) or remove the claims")
         return
     problems = []
     where = register.source

@@ -366,8 +366,8 @@ class IngestService:
                 return
             self._summary_at = now
         log.info("%s", self.summary_line())
-        if self.metrics.connected:
-            sessions.record_session(self.settings, new=False)
+        if self.metrics.connected:  # never on the thread that acknowledges commits
+            self._background(sessions.record_session, self.settings, new=False)
 
     def summary_line(self) -> str:
         """One line: messages/s since the previous line, totals, queue and lag."""

@@ -143,7 +143,7 @@ def _status(
     conn: psycopg.Connection, settings: Settings, p: Period, ids: set[str]
 ) -> tuple[dict[str, dict[str, Any]], str | None]:
     """targets_status rows by subject as of the month's last day (none without a file)."""
-    from parkcarbon.carbon.targets import load_targets, targets_status
+    from parkcarbon.carbon.targets import coverage_notes, load_targets, targets_status
     from parkcarbon.errors import ConfigError
 
     if not settings.targets_file.is_file():
@@ -151,12 +151,13 @@ def _status(
     try:
         targets = load_targets(settings.targets_file, ids)
         df = targets_status(
-            conn, year=p.start.year, targets=targets, as_of=p.end - timedelta(days=1)
+            conn, year=p.start.year, targets=targets, as_of=p.end - timedelta(days=1),
+            min_coverage_pct=settings.targets_min_coverage_pct,
         )
     except ConfigError as exc:
         return {}, str(exc)
     rows = {str(r["subject"]): r for r in df.to_dict(orient="records")}
-    notes = [str(n) for n in df.attrs.get("notes", []) if "coverage" in str(n).lower()]
+    notes = coverage_notes(df, settings.targets_min_coverage_pct)  # what the YTD covers
     return rows, "; ".join(notes) or None
 
 

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from parkcarbon.db import LockKey, connect
-from parkcarbon.errors import DatabaseError
+from parkcarbon.errors import ConfigError, DatabaseError
 from parkcarbon.security import queries as Q
 from parkcarbon.security import roles as R
 from parkcarbon.security.rls import discover
@@ -218,7 +218,17 @@ def _ensure_roles(conn: psycopg.Connection, settings: R.RoleSettings) -> RolesRe
         result.park_roles.append(role)
     group = R.enterprise_group(settings)
     _ensure_role(conn, group, login=False, bypass=False, password=None)
-    for (enterprise_id,) in conn.execute(Q.ACTIVE_ENTERPRISES).fetchall():
+    active = [e for (e,) in conn.execute(Q.ACTIVE_ENTERPRISES).fetchall()]
+    by_role: dict[str, list[str]] = {}
+    for enterprise_id in active:
+        by_role.setdefault(R.enterprise_role(settings, enterprise_id), []).append(enterprise_id)
+    clashes = {r: ids for r, ids in by_role.items() if len(ids) > 1}
+    if clashes:  # one login would read both enterprises' rows
+        raise ConfigError(
+            "; ".join(f"enterprises {', '.join(ids)} map to one database role {r}"
+                      for r, ids in sorted(clashes.items())),
+            hint="enterprise ids must differ in more than letter case")
+    for enterprise_id in active:
         role = R.enterprise_role(settings, enterprise_id)
         _ensure_role(conn, role, login=True, bypass=False,
                      password=R.ensure_password(settings, role))

@@ -27,6 +27,10 @@ class Notifier:
     def language(self) -> str | None:
         return getattr(self.channel, "language", None)
 
+    def fitting(self, messages: list[dict[str, Any]]) -> int:
+        """How many of ``messages`` (from the first) one ``send`` carries whole."""
+        return len(messages)
+
     def send(self, messages: list[dict[str, Any]]) -> str:
         raise NotImplementedError
 

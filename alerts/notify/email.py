@@ -48,11 +48,11 @@ class EmailNotifier(Notifier):
                     smtp.starttls(context=self._context())
                 if c.username and c.password is not None:
                     smtp.login(c.username, c.password.resolve())
+                refused: dict[str, Any] = {}
                 for m in messages:
-                    refused = smtp.send_message(self.build(m))
-                    if refused:
-                        raise DeliveryError(f"SMTP refused {sorted(refused)}",
-                                            detail=f"refused: {refused}")
+                    # some recipients refused, the others accepted: the message is sent
+                    # (a retry would send it again to those who have it); say who not
+                    refused.update(smtp.send_message(self.build(m)))
         except smtplib.SMTPResponseException as exc:
             retry = exc.smtp_code >= 400 and exc.smtp_code < 500
             raise DeliveryError(f"SMTP {exc.smtp_code}",
@@ -60,4 +60,5 @@ class EmailNotifier(Notifier):
                                 retry=retry or exc.smtp_code >= 500) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP {c.host}:{c.port}: {exc}") from exc
-        return f"SMTP {c.host}:{c.port} accepted {len(messages)} message(s)"
+        done = f"SMTP {c.host}:{c.port} accepted {len(messages)} message(s)"
+        return done + (f"; refused recipients: {sorted(refused)}" if refused else "")

@@ -49,6 +49,17 @@ class _Robot(Notifier):
             f"{messages[0]['title']} 等{len(messages)}条消息"
         return title, _cut("\n\n".join(parts))
 
+    def fitting(self, messages: list[dict[str, Any]]) -> int:
+        """The leading messages whose digest fits ``ROBOT_MAX_BYTES`` whole (at least
+        one, cut if it alone is too long), with room for the title and mentions."""
+        size = 0
+        for n, m in enumerate(messages):
+            size += len(self.renderer.render(m, "markdown", language=self.language)
+                        .encode("utf-8")) + 2
+            if n and size > ROBOT_MAX_BYTES - 256:
+                return n
+        return len(messages)
+
 
 class WeComNotifier(_Robot):
     kind = "wecom"

@@ -122,6 +122,39 @@ def test_robot_rate_limit_batches_instead_of_dropping(settings, registry, sink, 
                             ).fetchone() == (0,)
 
 
+def test_robot_digest_carries_whole_messages_and_the_rest_follow(settings, registry, sink,
+                                                                 monkeypatch):
+    """A digest too long for the robot is never cut with messages marked sent behind the
+    cut: it carries the messages that fit whole, the rest go in the next pass."""
+    from parkcarbon.alerts import deliver as deliver_mod
+    from parkcarbon.alerts.notify import robots
+
+    monkeypatch.setattr(deliver_mod, "ROBOT_MESSAGES_PER_MINUTE", 100)
+    monkeypatch.setattr(robots, "ROBOT_MAX_BYTES", 1)  # room for one message a digest
+    monkeypatch.setenv("PC_T_KEY", "k")
+    dsn = settings.database_url.get_secret_value()
+    doc = base_config(sink.url)
+    doc["channels"] = [{"id": "e01-robot", "type": "wecom", "enterprise": "E01",
+                        "key": {"env": "PC_T_KEY"}, "url": f"{sink.url}/wecom"}]
+    doc["recipients"] = [{"id": "e01-manager", "enterprise": "E01", "channels": ["e01-robot"],
+                          "group_by": ["rule", "meter"]}]
+    doc["routes"] = [{"to": "enterprise"}]
+    doc["rules"][0]["meters"] = [m.id for m in registry.meters if m.enterprise == "E01"]
+    doc["rules"][0]["carriers"] = []
+    config = parse_alerts(doc, "a", registry)
+    for m in doc["rules"][0]["meters"]:
+        _hot(dsn, m, T0 - timedelta(hours=1), T0 + timedelta(hours=1), 1500)
+    run_cycle(settings, registry, config, T0)  # 3 messages due, one fits a digest
+    deliver(settings, config, now=T0 + timedelta(seconds=10))
+    deliver(settings, config, now=T0 + timedelta(seconds=20))
+    contents = [r["json"]["markdown"]["content"] for r in sink.requests]
+    assert [c.count("### ") for c in contents] == [1, 1, 1]
+    assert not any("已截断" in c for c in contents)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_outbox WHERE status <> 'sent'"
+                            ).fetchone() == (0,)
+
+
 def test_ha_pair_delivers_every_message_once(settings, registry, sink):
     dsn = settings.database_url.get_secret_value()
     config = parse_alerts(base_config(sink.url), "a", registry)

@@ -479,7 +479,8 @@ def test_certificate_claims_need_cancelled_unbundled_certificates_of_the_year(
     other = {**good, "enterprise": "E05"}  # cancelled for another enterprise
     with pytest.raises(TargetsError):
         check_claims(econ, parse_register({"certificates": [other]}))
-    check_claims(econ, None)  # no register at all: accepted, not verified (a WARNING)
+    with pytest.raises(TargetsError, match="no certificate register"):
+        check_claims(econ, None)  # no register at all: no claim has evidence
     with pytest.raises(TargetsError) as err:
         parse_register({"certificates": [good, {**good, "serials": "GEC-2026-1500..GEC-2026-2499"},
                                          {**good, "mwh": 999}]}, "register.yaml")

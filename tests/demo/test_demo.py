@@ -28,6 +28,8 @@ def _env(**extra: str) -> dict[str, str]:
         PARKCARBON_REGISTRY_FILE=str(EXAMPLE_REGISTRY),
         PARKCARBON_TARGETS_FILE=str(ROOT / "config" / "targets.yaml"),
         PARKCARBON_ECONOMICS_FILE=str(ROOT / "config" / "economics.yaml"),
+        PARKCARBON_CERTIFICATES_FILE=str(ROOT / "config" / "certificates.yaml"),
+        PARKCARBON_PRODUCTION_FILE=str(ROOT / "config" / "production.yaml"),
         **extra,
     )
     return env

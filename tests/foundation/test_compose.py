@@ -80,3 +80,15 @@ def test_secrets_are_references_not_literals() -> None:
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     for match in re.finditer(r"^\s*([A-Z_]*PASSWORD[A-Z_]*):\s*(\S+)", text, re.M):
         assert match.group(2).startswith(("${", '"$$')), match.group(0)
+
+
+def test_the_image_copies_every_package_folder() -> None:
+    """`pip install .` in the Dockerfile needs every folder pyproject maps to a package
+    (a missing one failed the image build once alerts/, grafana/ and security/ landed)."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    folders = {"parkcarbon", *pyproject["tool"]["setuptools"]["package-dir"].values()}
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    missing = sorted(f for f in folders if f"COPY {f} ./{f}" not in dockerfile)
+    assert not missing, f"Dockerfile does not copy {missing}"

@@ -140,6 +140,7 @@ def base_env(dsn: str, mqtt_port: int) -> dict[str, str]:
         "PARKCARBON_REGISTRY_FILE": str(ROOT / "config" / "park.yaml"),
         "PARKCARBON_TARGETS_FILE": str(ROOT / "config" / "targets.yaml"),
         "PARKCARBON_ECONOMICS_FILE": str(ROOT / "config" / "economics.yaml"),
+        "PARKCARBON_CERTIFICATES_FILE": str(ROOT / "config" / "certificates.yaml"),
     })
     return env
 

@@ -34,7 +34,8 @@ def test_command_on_unmigrated_database_is_one_line(
     env = {**os.environ, "PARKCARBON_DATABASE_URL": fresh_dsn,
            "PARKCARBON_REGISTRY_FILE": str(ROOT / "config" / "park.yaml"),
            "PARKCARBON_TARGETS_FILE": str(ROOT / "config" / "targets.yaml"),
-           "PARKCARBON_ECONOMICS_FILE": str(ROOT / "config" / "economics.yaml")}
+           "PARKCARBON_ECONOMICS_FILE": str(ROOT / "config" / "economics.yaml"),
+           "PARKCARBON_CERTIFICATES_FILE": str(ROOT / "config" / "certificates.yaml")}
     proc = subprocess.run([sys.executable, "-m", "parkcarbon", *command], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4, proc.stderr

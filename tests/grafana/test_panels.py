@@ -42,6 +42,8 @@ def cli_json(dsn: str, *args: str) -> Any:
         PARKCARBON_REGISTRY_FILE=str(EXAMPLE_REGISTRY),
         PARKCARBON_TARGETS_FILE=str(ROOT / "config" / "targets.yaml"),
         PARKCARBON_ECONOMICS_FILE=str(ROOT / "config" / "economics.yaml"),
+        PARKCARBON_CERTIFICATES_FILE=str(ROOT / "config" / "certificates.yaml"),
+        PARKCARBON_PRODUCTION_FILE=str(ROOT / "config" / "production.yaml"),
         PARKCARBON_LOG_LEVEL="WARNING",
     )
     proc = subprocess.run(

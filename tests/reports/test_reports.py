@@ -143,6 +143,7 @@ def test_pdf_holds_the_park_figures_emissions_prints(january: str, tmp_path: Pat
     for phrase in ("库车经济技术开发区", "月度碳排放报告", "范围一+二（基于位置）", "数据回执",
                    "GB/T 2589", "本月告警"):
         assert phrase in text
+    assert "days elapsed" in text  # the coverage the year to date and forecast rest on
     assert "\x00" not in text and "\ufffd" not in text  # no missing glyphs (tofu)
     fonts = fonts_of(pdf)
     assert fonts and all(embedded for _, embedded in fonts), fonts
