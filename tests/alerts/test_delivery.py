@@ -80,11 +80,9 @@ def test_channel_down_five_minutes_nothing_lost_nothing_doubled(settings, regist
     assert {b["status"] for b in firing_bodies} == {"firing"}
 
 
-def test_robot_rate_limit_batches_instead_of_dropping(settings, registry, sink, monkeypatch):
-    from parkcarbon.alerts import deliver as deliver_mod
-
-    monkeypatch.setattr(deliver_mod, "ROBOT_MESSAGES_PER_MINUTE", 2)
-    monkeypatch.setenv("PC_T_KEY", "k")
+def _e01_robot_hot(settings, registry, sink):
+    """E01's meters over a threshold, one WeCom robot (key PC_T_KEY) for its manager, a
+    message per meter: (dsn, alerts config)."""
     dsn = settings.database_url.get_secret_value()
     doc = base_config(sink.url)
     doc["channels"] = [{"id": "e01-robot", "type": "wecom", "enterprise": "E01",
@@ -97,6 +95,15 @@ def test_robot_rate_limit_batches_instead_of_dropping(settings, registry, sink, 
     config = parse_alerts(doc, "a", registry)
     for m in doc["rules"][0]["meters"]:
         _hot(dsn, m, T0 - timedelta(hours=1), T0 + timedelta(hours=1), 1500)
+    return dsn, config
+
+
+def test_robot_rate_limit_batches_instead_of_dropping(settings, registry, sink, monkeypatch):
+    from parkcarbon.alerts import deliver as deliver_mod
+
+    monkeypatch.setattr(deliver_mod, "ROBOT_MESSAGES_PER_MINUTE", 2)
+    monkeypatch.setenv("PC_T_KEY", "k")
+    dsn, config = _e01_robot_hot(settings, registry, sink)
     # 3 groups (one per meter) -> 3 messages due at once: one digest request
     run_cycle(settings, registry, config, T0)
     assert len(sink.requests) == 1
@@ -132,18 +139,7 @@ def test_robot_digest_carries_whole_messages_and_the_rest_follow(settings, regis
     monkeypatch.setattr(deliver_mod, "ROBOT_MESSAGES_PER_MINUTE", 100)
     monkeypatch.setattr(robots, "ROBOT_MAX_BYTES", 1)  # room for one message a digest
     monkeypatch.setenv("PC_T_KEY", "k")
-    dsn = settings.database_url.get_secret_value()
-    doc = base_config(sink.url)
-    doc["channels"] = [{"id": "e01-robot", "type": "wecom", "enterprise": "E01",
-                        "key": {"env": "PC_T_KEY"}, "url": f"{sink.url}/wecom"}]
-    doc["recipients"] = [{"id": "e01-manager", "enterprise": "E01", "channels": ["e01-robot"],
-                          "group_by": ["rule", "meter"]}]
-    doc["routes"] = [{"to": "enterprise"}]
-    doc["rules"][0]["meters"] = [m.id for m in registry.meters if m.enterprise == "E01"]
-    doc["rules"][0]["carriers"] = []
-    config = parse_alerts(doc, "a", registry)
-    for m in doc["rules"][0]["meters"]:
-        _hot(dsn, m, T0 - timedelta(hours=1), T0 + timedelta(hours=1), 1500)
+    dsn, config = _e01_robot_hot(settings, registry, sink)
     run_cycle(settings, registry, config, T0)  # 3 messages due, one fits a digest
     deliver(settings, config, now=T0 + timedelta(seconds=10))
     deliver(settings, config, now=T0 + timedelta(seconds=20))
