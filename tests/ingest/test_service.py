@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -10,9 +11,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -21,34 +19,16 @@ import pytest
 from parkcarbon.ingest.errors import BrokerAuthError
 from parkcarbon.ingest.service import IngestService, flush_and_wait_idle
 from parkcarbon.registry import Registry, load_registry
-from parkcarbon.settings import Settings
 from support import EXAMPLE_REGISTRY, Broker, free_port, mqtt_publish
+from support.ingest import running as _running
+from support.ingest import settings_for
+
+running = functools.partial(_running, subscribe_seconds=10)
 
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return load_registry(EXAMPLE_REGISTRY)
-
-
-def settings_for(dsn: str, broker: Broker, **more: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": dsn, "mqtt_port": broker.port, "mqtt_username": broker.username,
-        "mqtt_password": broker.password, "metrics_port": None,
-        "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}",
-    }
-    values.update(more)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-@contextmanager
-def running(settings: Settings, registry: Registry) -> Iterator[IngestService]:
-    service = IngestService(settings, registry)
-    service.start()
-    try:
-        assert service.wait_subscribed(10), "ingest did not subscribe"
-        yield service
-    finally:
-        service.stop(timeout_seconds=10)
 
 
 def rows(dsn: str, query: str) -> list[tuple]:

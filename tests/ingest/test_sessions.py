@@ -16,8 +16,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -29,32 +27,12 @@ from parkcarbon.ingest.service import IngestService, flush_and_wait_idle
 from parkcarbon.registry import Registry, load_registry
 from parkcarbon.settings import Settings
 from support import EXAMPLE_REGISTRY, Broker, free_port, mqtt_publish
+from support.ingest import running, settings_for
 
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return load_registry(EXAMPLE_REGISTRY)
-
-
-def settings_for(dsn: str, broker: Broker, **more: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": dsn, "mqtt_port": broker.port, "mqtt_username": broker.username,
-        "mqtt_password": broker.password, "metrics_port": None,
-        "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}",
-    }
-    values.update(more)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-@contextmanager
-def running(settings: Settings, registry: Registry) -> Iterator[IngestService]:
-    service = IngestService(settings, registry)
-    service.start()
-    try:
-        assert service.wait_subscribed(20), "ingest did not subscribe"
-        yield service
-    finally:
-        service.stop(timeout_seconds=10)
 
 
 def readings(n: int, meter: str = "park/E04/E04-ELEC-1") -> list[tuple[str, bytes]]:
