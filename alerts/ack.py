@@ -24,9 +24,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import psycopg
+
 from parkcarbon.alerts.constants import ACK_PATH
 from parkcarbon.alerts.errors import AlertsConfigError, AlertsUsageError
 from parkcarbon.alerts.models import AlertsConfig, parse_duration
+from parkcarbon.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,13 @@ class AckHandler:
                 conn.commit()
         except AlertsUsageError as exc:
             return _page("无法确认 Cannot acknowledge", f"<p>{html.escape(str(exc))}</p>", 409)
+        except (DatabaseError, psycopg.Error) as exc:
+            text = str(exc).strip()
+            log.error("acknowledge of alert %d not recorded: database: %s",
+                      check.instance_id, text.splitlines()[0] if text else type(exc).__name__)
+            return _page("暂时无法确认 Try again later",
+                         "<p>数据库暂不可用，确认未记录，请稍后重试。 The database is not "
+                         "reachable; nothing was recorded. Try again later.</p>", 503)
         log.info("alert %d acknowledged by %s via link until %s", inst.id, by, inst.ack_until)
         return _page("已确认 Acknowledged", (
             f"<p>告警 #{inst.id} {html.escape(inst.rule_id)} {html.escape(inst.subject)} "

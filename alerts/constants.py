@@ -13,12 +13,6 @@ SEVERITIES: dict[str, str] = {
     "minor": "次要",
     "info": "提示",
 }
-SEVERITY_EN: dict[str, str] = {
-    "critical": "critical",
-    "major": "major",
-    "minor": "minor",
-    "info": "info",
-}
 STATE_ZH: dict[str, str] = {
     "normal": "正常",
     "pending": "待定",

@@ -98,7 +98,7 @@ SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE rule_id = ANY(%(rules)s)
 
 INSTANCES_NOT_NORMAL = f"""
 SELECT {INSTANCE_COLUMNS} FROM alert_instances
-WHERE state IN ('firing', 'recovering', 'nodata', 'error')
+WHERE state IN ('pending', 'firing', 'recovering', 'nodata', 'error')
 """
 
 INSTANCE_BY_ID = f"SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE id = %(id)s"

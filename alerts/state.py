@@ -34,7 +34,7 @@ def load_instances(conn: psycopg.Connection, rule_ids: Iterable[str]
 
 
 def active_instances(conn: psycopg.Connection) -> list[Instance]:
-    """Instances not normal, and normal ones resolved (their resolve may be owed)."""
+    """Instances not normal: pending, firing, recovering, nodata, error."""
     return [instance_from_row(r) for r in conn.execute(Q.INSTANCES_NOT_NORMAL).fetchall()]
 
 

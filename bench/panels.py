@@ -13,7 +13,12 @@ table gives rows, median and p95 milliseconds per panel (nearest rank), and the 
 over the 200 ms target. Usage:
 
     .venv/bin/python bench/panels.py [--enterprises 300] [--days 365] [--repeat 5]
-        [--modes plain,timescale]
+        [--modes plain,timescale] [--keep [--seed-only]] [--reuse MODE=DBNAME [--drop]]
+
+The databases are dropped at the end, also when seeding or a run fails. ``--keep``
+keeps them (``--seed-only``: seed, print their names, run nothing); ``--reuse
+plain=pcbench_panels_x`` measures on a kept one after migrating it to the current
+schema (kept again unless ``--drop``), so a year is seeded once.
 
 Plain mode uses PARKCARBON_TEST_DSN (default postgresql://127.0.0.1:5432/postgres),
 timescale mode PARKCARBON_BENCH_TIMESCALE_DSN (a server with timescaledb preloaded).
@@ -77,6 +82,15 @@ def prepare(admin_dsn: str, mode: str, enterprises: int, days: int) -> str:
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = conninfo.make_conninfo(admin_dsn, dbname=name)
+    try:
+        _seed(dsn, mode, enterprises, days)
+    except BaseException:
+        _drop(admin_dsn, dsn)  # also on Ctrl-C: a year is ~8 GB
+        raise
+    return dsn
+
+
+def _seed(dsn: str, mode: str, enterprises: int, days: int) -> None:
     migrate(dsn, mode=mode, timezone=TZ, create_database=False)
     t0 = time.perf_counter()
     rows = populate(dsn, enterprises, days)
@@ -111,16 +125,13 @@ def prepare(admin_dsn: str, mode: str, enterprises: int, days: int) -> str:
         (budgets,) = conn.execute("SELECT count(*) FROM carbon_budgets").fetchone() or (0,)
         print(f"  {mode}: {budgets} carbon_budgets rows; accounted in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
-    if mode == "timescale":
-        t0 = time.perf_counter()
-        refresh_rollups(dsn)
-        with connect(dsn, autocommit=True) as conn:
-            conn.execute("CALL refresh_continuous_aggregate('usage_day_quality', NULL, NULL)")
-        print(f"  {mode}: continuous aggregates materialised in "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    # usage was generated straight into the table: the continuous aggregates
+    # (timescale) and usage_quality_enterprise_day (both modes) as derive leaves them
+    t0 = time.perf_counter()
+    refresh_rollups(dsn)
+    print(f"  {mode}: rollups refreshed in {time.perf_counter() - t0:.0f} s", flush=True)
     with connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-    return dsn
 
 
 def p95(values: list[float]) -> float:
@@ -160,6 +171,26 @@ def measure(dsn: str, mode: str, days: int, repeat: int) -> list[tuple[str, ...]
     return out
 
 
+def _drop(admin: str, dsn: str) -> None:
+    name = conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(str(name))))
+
+
+def reuse(admin: str, mode: str, name: str) -> str:
+    """A database seeded by an earlier ``--keep`` run, migrated to the current schema,
+    its rollups refreshed (whatever the schema was when it was seeded)."""
+    dsn = conninfo.make_conninfo(admin, dbname=name)
+    migrate(dsn, mode=mode, timezone=TZ, create_database=False)
+    t0 = time.perf_counter()
+    refresh_rollups(dsn)
+    print(f"  {mode}: rollups refreshed in {time.perf_counter() - t0:.0f} s", flush=True)
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return dsn
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--enterprises", type=int, default=300)
@@ -167,7 +198,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--modes", default="plain,timescale")
     parser.add_argument("--keep", action="store_true", help="Do not drop the databases.")
+    parser.add_argument(
+        "--reuse", metavar="MODE=DBNAME", action="append", default=[],
+        help="Measure on a database kept by an earlier --keep run (migrated first; kept "
+             "unless --drop); once per mode.",
+    )
+    parser.add_argument("--drop", action="store_true", help="Drop --reuse databases after.")
+    parser.add_argument("--seed-only", action="store_true", help="Seed (with --keep), no runs.")
     args = parser.parse_args()
+    bad = [item for item in args.reuse
+           if item.partition("=")[0] not in DSNS or not item.partition("=")[2]]
+    if bad:
+        parser.error(f"--reuse {bad[0]!r}: expected MODE=DBNAME, MODE plain or timescale")
+    reused = dict(item.split("=", 1) for item in args.reuse)
     print(f"{args.enterprises} enterprises x 4 meters x {args.days} days of 15-minute usage "
           f"({load()})", flush=True)
     results: list[tuple[str, ...]] = []
@@ -176,17 +219,21 @@ def main() -> None:
         if not admin:
             print(f"  {mode}: skipped (set PARKCARBON_BENCH_TIMESCALE_DSN)")
             continue
-        dsn = prepare(admin, mode, args.enterprises, args.days)
+        keep = args.keep or (mode in reused and not args.drop)
+        dsn = ""
         try:
-            results += measure(dsn, mode, args.days, args.repeat)
-        finally:
-            if args.keep:
-                print(f"  kept {dsn}")
+            if mode in reused:
+                dsn = conninfo.make_conninfo(admin, dbname=reused[mode])
+                reuse(admin, mode, reused[mode])
             else:
-                name = conninfo.conninfo_to_dict(dsn)["dbname"]
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(str(name))))
+                dsn = prepare(admin, mode, args.enterprises, args.days)
+            if not args.seed_only:
+                results += measure(dsn, mode, args.days, args.repeat)
+        finally:
+            if keep and dsn:
+                print(f"  kept {dsn}", flush=True)
+            elif dsn:
+                _drop(admin, dsn)
     head = ("mode", "range", "board", "panel", "rows", "median ms", "p95 ms", "error")
     widths = [max(len(h), *(len(r[i]) for r in results)) if results else len(h)
               for i, h in enumerate(head)]

@@ -376,7 +376,8 @@ def targets_status(
     # days with data: days with metered figures (process emissions alone from monthly
     # production data do not cover a day; those days are projected at the pace)
     metered = set(conn.execute(Q.METERED_DAYS, (date(year, 1, 1), date(year + 1, 1, 1))))
-    df = df[[k in metered for k in zip(df["enterprise_id"], df["bucket"], strict=True)]]
+    keep = [k in metered for k in zip(df["enterprise_id"], df["bucket"], strict=True)]
+    df = df[pd.Series(keep, index=df.index, dtype=bool)]  # a bare [] would pick no columns
     daily_park = df.groupby("bucket")["scope12_co2_t"].sum()
     va = matched_value_added(conn, df[["enterprise_id", "bucket"]], date(year, 1, 1))
     rows = []

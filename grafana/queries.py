@@ -8,9 +8,13 @@ Rules every statement follows (issue #14):
   year of the last day. ``$__timeGroup`` (UTC-aligned) is never used; timestamps are
   compared half-open (``ts >= $__timeFrom() AND ts < $__timeTo()``), never with
   ``$__timeFilter`` (BETWEEN, inclusive at both ends).
-- Only rollups and accounting tables: ``emissions_daily`` (one row per meter and local
-  day), ``carbon_budgets``, ``green_power``, ``enterprise_economics``, ``usage_daily`` and
+- Only rollups and accounting tables: ``emissions_enterprise_day`` and
+  ``emissions_park_day`` (migration 0013: emissions_daily per enterprise and local day,
+  and per local day of the park; market-based grid Scope 2 before green power),
+  ``emissions_daily`` (one row per meter and local day) for energy by carrier only,
+  ``carbon_budgets``, ``green_power``, ``enterprise_economics``, ``usage_daily`` and
   ``usage_day_quality`` (views in plain mode, continuous aggregates in timescale mode),
+  ``usage_quality_enterprise_day`` (migration 0015: its slots per enterprise and day),
   15-minute ``usage`` only for one enterprise's meters over at most 31 days (load curves)
   or the park over at most 2 days (ingest rate), the newest reading of each meter by
   its primary key, meter events and dead letters.
@@ -47,25 +51,39 @@ RANGE = """r AS NOT MATERIALIZED (
 )"""
 
 
-def figures(lo: str, hi: str, enterprise: str | None = None) -> str:
-    """CTEs ``gp`` (green power share per enterprise and month), ``pe`` (process
-    emissions, Scope 1: each month's figure spread evenly over its local days), ``m``
-    (metered figures) and ``d``: figures per enterprise and local day over days
-    [lo, hi) (expressions over ``r``), one enterprise's only if given."""
-    where_e = "true" if enterprise is None else f"e.enterprise_id = '{enterprise}'"
-    where_p = "true" if enterprise is None else f"p.enterprise_id = '{enterprise}'"
-    return f"""gp AS (
+def green(lo: str, hi: str) -> str:
+    """CTE ``gp``: the green power share of each enterprise-month overlapping days
+    [lo, hi), of the whole month's grid import (read by the enterprise's key).
+    MATERIALIZED: inlined into a join, the month's sum would run once per joined day."""
+    return f"""gp AS MATERIALIZED (
   SELECT g.enterprise_id, g.month,
          least(1.0, (g.contract_kwh + g.certificate_kwh) / nullif(m.grid_kwh, 0)) AS share
-  FROM green_power g
-  JOIN (SELECT e.enterprise_id, date_trunc('month', e.day::timestamp)::date AS month,
-               sum(e.quantity) AS grid_kwh
-        FROM emissions_daily e, r
-        WHERE e.carrier = 'electricity' AND e.scope = '2'
-          AND e.day >= date_trunc('month', ({lo})::timestamp)::date
-          AND e.day < (date_trunc('month', ({hi} - 1)::timestamp) + interval '1 month')::date
-        GROUP BY 1, 2) m USING (enterprise_id, month)
-),
+  FROM green_power g CROSS JOIN r
+  CROSS JOIN LATERAL (
+    SELECT sum(e.grid_kwh) AS grid_kwh FROM emissions_enterprise_day e
+    WHERE e.enterprise_id = g.enterprise_id AND e.day >= g.month
+      AND e.day < (g.month + interval '1 month')::date
+  ) m
+  WHERE g.month >= date_trunc('month', ({lo})::timestamp)::date AND g.month < {hi}
+)"""
+
+
+def figures(lo: str, hi: str, enterprise: str | None = None, *,
+            enterprises: str | None = None) -> str:
+    """CTEs ``gp`` (green power share per enterprise and month), ``pe`` (process
+    emissions, Scope 1: each month's figure spread evenly over its local days), ``m``
+    (metered figures, from emissions_enterprise_day) and ``d``: figures per enterprise
+    and local day over days [lo, hi) (expressions over ``r``), one enterprise's only if
+    given, or those of the ``enterprises`` subquery."""
+    if enterprise is not None:
+        where_e = f"e.enterprise_id = '{enterprise}'"
+        where_p = f"p.enterprise_id = '{enterprise}'"
+    elif enterprises is not None:
+        where_e = f"e.enterprise_id IN ({enterprises})"
+        where_p = f"p.enterprise_id IN ({enterprises})"
+    else:
+        where_e = where_p = "true"
+    return f"""{green(lo, hi)},
 pe AS (
   SELECT p.enterprise_id, x.day::date AS day,
          sum(p.co2_t / ((p.month + interval '1 month')::date - p.month)) AS co2
@@ -78,27 +96,17 @@ pe AS (
 ),
 m AS (
   SELECT e.enterprise_id, e.day,
-    coalesce(sum(e.co2_location_t) FILTER (WHERE e.scope = '1'), 0) AS s1_location,
-    coalesce(sum(e.co2_market_t) FILTER (WHERE e.scope = '1'), 0) AS s1_market,
-    coalesce(sum(e.co2_location_t) FILTER (WHERE e.scope = '2'), 0) AS s2_location,
-    coalesce(sum(e.co2_market_t * CASE WHEN e.carrier = 'electricity'
-                 THEN 1 - coalesce(gp.share, 0) ELSE 1 END)
-             FILTER (WHERE e.scope = '2'), 0) AS s2_market,
-    coalesce(sum(e.{{tce}}) FILTER (WHERE e.scope <> '3'), 0) AS tce,
-    coalesce(sum(e.quantity) FILTER (WHERE e.carrier = 'electricity' AND e.scope = '2'), 0)
-      AS grid_kwh,
-    coalesce(sum(e.quantity * coalesce(gp.share, 0))
-             FILTER (WHERE e.carrier = 'electricity' AND e.scope = '2'), 0) AS green_kwh,
-    coalesce(sum(e.quantity) FILTER (WHERE e.carrier = 'electricity' AND e.scope = 'pv'), 0)
-      AS pv_kwh,
-    coalesce(sum(e.quantity) FILTER (WHERE e.carrier = 'electricity' AND e.scope = 'export'),
-             0) AS export_kwh
-  FROM emissions_daily e
+    e.scope1_location_co2_t AS s1_location, e.scope1_market_co2_t AS s1_market,
+    e.scope2_location_co2_t AS s2_location,
+    e.scope2_market_grid_co2_t * (1 - coalesce(gp.share, 0)) + e.scope2_market_other_co2_t
+      AS s2_market,
+    e.{{tce}} AS tce, e.grid_kwh, e.grid_kwh * coalesce(gp.share, 0) AS green_kwh,
+    e.pv_kwh, e.export_kwh
+  FROM emissions_enterprise_day e
   CROSS JOIN r
   LEFT JOIN gp ON gp.enterprise_id = e.enterprise_id
               AND gp.month = date_trunc('month', e.day::timestamp)::date
   WHERE e.day >= {lo} AND e.day < {hi} AND {where_e}
-  GROUP BY 1, 2
 ),
 d AS (
   SELECT enterprise_id, day,
@@ -124,6 +132,107 @@ def _scope12(basis: str, d: str = "d") -> str:
     return SCOPE12_BY_BASIS.format(basis=basis, d=d)
 
 
+def park_figures(lo: str, hi: str, *, with_green: bool = True) -> str:
+    """CTEs ``pgd`` (the market-based grid tCO2 and kWh green power covers, per day),
+    ``ppe`` (process emissions per day; ``metered_co2``: of the enterprises with metered
+    figures that day) and ``pk``: the park's figures per local day over [lo, hi), from
+    emissions_park_day (one row a day); ``gp`` too unless ``figures`` gives it. The
+    ``*_metered`` Scope 1 adds only the process emissions of metered enterprise-days (the
+    days with data of targets status); ``metered``: any enterprise has figures.
+    ``pgd`` is MATERIALIZED (joined by a misestimate, it would be summed once per day)
+    and reads each green enterprise-month by the enterprise's key (LATERAL with OFFSET 0,
+    which the planner cannot flatten into a join: hashing a year of the rollup for the
+    green power of 30 enterprises cost ~50-90 ms)."""
+    gp = f"{green(lo, hi)},\n" if with_green else ""
+    return f"""{gp}pgd AS MATERIALIZED (
+  SELECT x.day, sum(x.green_co2) AS green_co2, sum(x.green_kwh) AS green_kwh
+  FROM gp CROSS JOIN r
+  CROSS JOIN LATERAL (
+    SELECT e.day, e.scope2_market_grid_co2_t * gp.share AS green_co2,
+           e.grid_kwh * gp.share AS green_kwh
+    FROM emissions_enterprise_day e
+    WHERE e.enterprise_id = gp.enterprise_id AND e.day >= greatest(gp.month, {lo})
+      AND e.day < least((gp.month + interval '1 month')::date, {hi})
+    OFFSET 0
+  ) x
+  WHERE gp.share IS NOT NULL
+  GROUP BY 1
+),
+ppe AS (
+  SELECT day, sum(co2) AS co2, coalesce(sum(co2) FILTER (WHERE metered), 0) AS metered_co2
+  FROM (
+    SELECT x.day::date AS day, p.co2_t / ((p.month + interval '1 month')::date - p.month) AS co2,
+           EXISTS (SELECT 1 FROM emissions_enterprise_day e
+                   WHERE e.enterprise_id = p.enterprise_id AND e.day = x.day::date) AS metered
+    FROM process_emissions p CROSS JOIN r,
+         generate_series(greatest(p.month, {lo})::timestamp,
+                         (least((p.month + interval '1 month')::date, {hi}) - 1)::timestamp,
+                         interval '1 day') AS x(day)
+    WHERE p.month < {hi} AND (p.month + interval '1 month')::date > {lo}
+  ) x
+  GROUP BY 1
+),
+pk AS (
+  SELECT day,
+         coalesce(p.scope1_location_co2_t, 0) + coalesce(ppe.co2, 0) AS s1_location,
+         coalesce(p.scope1_market_co2_t, 0) + coalesce(ppe.co2, 0) AS s1_market,
+         coalesce(p.scope1_location_co2_t, 0) + coalesce(ppe.metered_co2, 0)
+           AS s1_location_metered,
+         coalesce(p.scope1_market_co2_t, 0) + coalesce(ppe.metered_co2, 0)
+           AS s1_market_metered,
+         coalesce(p.scope2_location_co2_t, 0) AS s2_location,
+         coalesce(p.scope2_market_grid_co2_t - coalesce(pgd.green_co2, 0)
+                  + p.scope2_market_other_co2_t, 0) AS s2_market,
+         coalesce(ppe.co2, 0) AS s1_process, p.day IS NOT NULL AS metered
+  FROM (SELECT x.* FROM emissions_park_day x, r WHERE x.day >= {lo} AND x.day < {hi}) p
+  FULL JOIN ppe USING (day)
+  LEFT JOIN pgd USING (day)
+)"""
+
+
+def enterprise_months(lo: str, hi: str) -> str:
+    """CTEs ``gp``, ``mm`` (metered figures per enterprise and month of days [lo, hi):
+    ``n`` days with figures), ``pm`` (process emissions of those days: ``days`` of the
+    month in the range, ``per_day`` tCO2 a day) and ``em_m``: location-based figures per
+    enterprise and month, what ``figures`` gives per day summed by month, without a
+    row per enterprise-day (``co2_unmetered_t``: process emissions of days without
+    metered figures)."""
+    return f"""{green(lo, hi)},
+mm AS (
+  SELECT e.enterprise_id, date_trunc('month', e.day::timestamp)::date AS month,
+         count(*) AS n, sum(e.scope1_location_co2_t + e.scope2_location_co2_t) AS co2_t,
+         sum(e.{{tce}}) AS tce, sum(e.grid_kwh) AS grid_kwh, sum(e.pv_kwh) AS pv_kwh,
+         sum(e.export_kwh) AS export_kwh
+  FROM emissions_enterprise_day e, r WHERE e.day >= {lo} AND e.day < {hi}
+  GROUP BY 1, 2
+),
+pm AS (
+  SELECT p.enterprise_id, p.month,
+         least((p.month + interval '1 month')::date, {hi}) - greatest(p.month, {lo}) AS days,
+         sum(p.co2_t / ((p.month + interval '1 month')::date - p.month)) AS per_day
+  FROM process_emissions p, r
+  WHERE p.month < {hi} AND (p.month + interval '1 month')::date > {lo}
+  GROUP BY 1, 2, 3
+),
+em_m AS (
+  SELECT enterprise_id, month, coalesce(mm.n, 0) AS n,
+         coalesce(mm.co2_t, 0) + coalesce(pm.per_day * pm.days, 0) AS co2_t,
+         coalesce(mm.tce, 0) AS tce, coalesce(mm.grid_kwh, 0) AS grid_kwh,
+         coalesce(mm.pv_kwh, 0) AS pv_kwh, coalesce(mm.export_kwh, 0) AS export_kwh,
+         coalesce(mm.grid_kwh * gp.share, 0) AS green_kwh,
+         coalesce(pm.per_day * (pm.days - coalesce(mm.n, 0)), 0) AS co2_unmetered_t
+  FROM mm FULL JOIN pm USING (enterprise_id, month)
+  LEFT JOIN gp USING (enterprise_id, month)
+)"""
+
+
+# The Scope 1+2 of a row of ``pk`` on metered enterprise-days only.
+SCOPE12_METERED_BY_BASIS = (
+    "CASE WHEN {basis} = 'market' THEN {d}.s1_market_metered + {d}.s2_market "
+    "ELSE {d}.s1_location_metered + {d}.s2_location END"
+)
+
+
 # --- board 1: park overview ----------------------------------------------------------
 
 # Period (the dashboard range) against the prorated budget; the basis of the budgets.
@@ -136,11 +245,11 @@ b AS (
   WHERE {subject} AND b.month >= date_trunc('month', r.d0::timestamp)::date AND b.month < r.d1
 ),
 k AS (SELECT coalesce(min(basis), 'location') AS basis FROM b)
-SELECT (SELECT coalesce(sum({scope12}), 0) FROM d, k) AS period_co2_t,
+SELECT (SELECT coalesce(sum({scope12}), 0) FROM {rows}, k) AS period_co2_t,
        (SELECT sum(b.budget_co2_t * greatest(0, least(r.d1, b.month + b.n)
                                               - greatest(r.d0, b.month))::float8 / b.n)
         FROM b, r) AS period_budget_co2_t,
-       100 * (SELECT coalesce(sum({scope12}), 0) FROM d, k)
+       100 * (SELECT coalesce(sum({scope12}), 0) FROM {rows}, k)
          / nullif((SELECT sum(b.budget_co2_t * greatest(0, least(r.d1, b.month + b.n)
                                                      - greatest(r.d0, b.month))::float8 / b.n)
                    FROM b, r), 0) AS period_vs_budget_pct,
@@ -149,15 +258,14 @@ SELECT (SELECT coalesce(sum({scope12}), 0) FROM d, k) AS period_co2_t,
 
 def period_vs_budget(enterprise: str | None) -> str:
     """The park (None) or the ``$enterprise`` variable's enterprise."""
-    if enterprise is None:
-        subject = "b.enterprise_id IS NULL"
-    else:
-        subject = f"b.enterprise_id = '{enterprise}'"
+    if enterprise is None:  # the park's figures per day
+        return PERIOD_VS_BUDGET.format(
+            range=RANGE, figures=park_figures("r.d0", "r.d1"), rows="pk",
+            subject="b.enterprise_id IS NULL", scope12=_scope12("k.basis", "pk"),
+        )
     return PERIOD_VS_BUDGET.format(
-        range=RANGE,
-        figures=figures("r.d0", "r.d1", enterprise),
-        subject=subject,
-        scope12=_scope12("k.basis"),
+        range=RANGE, figures=figures("r.d0", "r.d1", enterprise), rows="d",
+        subject=f"b.enterprise_id = '{enterprise}'", scope12=_scope12("k.basis"),
     )
 
 
@@ -186,11 +294,7 @@ s AS (
 ),
 ds AS (
   SELECT x.* FROM (
-    SELECT enterprise_id AS subject, day, s1_location + s2_location AS loc,
-           s1_market + s2_market AS mkt FROM d WHERE metered
-    UNION ALL
-    SELECT 'PARK', day, sum(s1_location + s2_location), sum(s1_market + s2_market)
-    FROM d WHERE metered GROUP BY day
+    {days}
   ) x, e WHERE x.day <= e.end_day
 ),
 a AS (
@@ -255,19 +359,42 @@ ORDER BY g.subject = 'PARK' DESC, g.subject"""
 
 
 def targets_status(subject: str | None = None) -> str:
-    """Every subject, or one (``'PARK'`` or an enterprise id / ``$enterprise``)."""
+    """Every subject, or one (``'PARK'`` or an enterprise id / ``$enterprise``): one
+    enterprise's figures only for an enterprise (a year of the park's is ~100,000
+    enterprise-day rows)."""
     where = "" if subject is None else f"WHERE g.subject = '{subject}'"
-    return TARGETS_STATUS.format(range=RANGE, figures=figures("r.y0", "r.d1"), where=where)
+    if subject == "PARK":  # the park's days only
+        parts, cte = [PARK_DAYS], park_figures("r.y0", "r.d1")
+    elif subject is None:  # the enterprises with budgets this year, and the park
+        parts = [ENTERPRISE_DAYS, PARK_DAYS]
+        cte = (figures("r.y0", "r.d1", enterprises=BUDGETED) + ",\n"
+               + park_figures("r.y0", "r.d1", with_green=False))
+    else:  # one enterprise (its own board: enterprise roles cannot read park totals)
+        parts, cte = [ENTERPRISE_DAYS], figures("r.y0", "r.d1", subject)
+    return TARGETS_STATUS.format(
+        range=RANGE, figures=cte, days="\n    UNION ALL\n    ".join(parts), where=where
+    )
 
+
+# Enterprises with a budget in the year of the range (targets status subjects).
+BUDGETED = ("SELECT b.enterprise_id FROM carbon_budgets b "
+            "WHERE b.month >= r.y0 AND b.month < r.y1 AND b.enterprise_id IS NOT NULL")
+# targets status: the days with data of each enterprise subject, and of the park.
+ENTERPRISE_DAYS = """SELECT enterprise_id AS subject, day, s1_location + s2_location AS loc,
+           s1_market + s2_market AS mkt FROM d
+    WHERE metered AND enterprise_id IN (SELECT subject FROM s)"""
+PARK_DAYS = """SELECT 'PARK' AS subject, day, s1_location_metered + s2_location AS loc,
+           s1_market_metered + s2_market AS mkt
+    FROM pk WHERE metered"""
 
 
 # Scope 1 (fuels and process) and 2 (location-based) per local day, park total.
 DAILY_EMISSIONS = f"""WITH {RANGE},
-{figures("r.d0", "r.d1")}
-SELECT (d.day::timestamp AT TIME ZONE {{tz}}) AS "time",
-       sum(d.s1_location) AS scope1_co2_t, sum(d.s2_location) AS scope2_co2_t,
-       sum(d.s1_location + d.s2_location) AS scope12_co2_t
-FROM d GROUP BY d.day ORDER BY d.day"""
+{park_figures("r.d0", "r.d1")}
+SELECT (pk.day::timestamp AT TIME ZONE {{tz}}) AS "time",
+       pk.s1_location AS scope1_co2_t, pk.s2_location AS scope2_co2_t,
+       pk.s1_location + pk.s2_location AS scope12_co2_t
+FROM pk ORDER BY pk.day"""
 
 # Energy by carrier (canonical physical unit and tce), park or one enterprise.
 ENERGY_BY_CARRIER = """WITH {range}
@@ -287,9 +414,9 @@ def energy_by_carrier(enterprise: str | None = None) -> str:
 # Location- and market-based Scope 2 per local day (park).
 SCOPE2_BASES = """WITH {range},
 {figures}
-SELECT (d.day::timestamp AT TIME ZONE {{tz}}) AS "time",
-       sum(d.s2_location) AS scope2_location_co2_t, sum(d.s2_market) AS scope2_market_co2_t
-FROM d GROUP BY d.day ORDER BY d.day""".format(range=RANGE, figures=figures("r.d0", "r.d1"))
+SELECT (pk.day::timestamp AT TIME ZONE {{tz}}) AS "time",
+       pk.s2_location AS scope2_location_co2_t, pk.s2_market AS scope2_market_co2_t
+FROM pk ORDER BY pk.day""".format(range=RANGE, figures=park_figures("r.d0", "r.d1"))
 
 # Cumulative actual against the budget line and the cap for every day of the year, and
 # the forecast line: the days with (metered) data, the other days at the YTD pace, as
@@ -302,8 +429,8 @@ k AS (
   WHERE b.enterprise_id IS NULL AND b.month >= r.y0 AND b.month < r.y1
 ),
 pd AS (
-  SELECT d.day, sum({scope12}) AS co2 FROM d, k, e
-  WHERE d.metered AND d.day <= e.end_day GROUP BY d.day
+  SELECT pk.day, {scope12} AS co2 FROM pk, k, e
+  WHERE pk.metered AND pk.day <= e.end_day
 ),
 pb AS (
   SELECT b.month, b.budget_co2_t, b.cap_co2_t,
@@ -338,23 +465,32 @@ SELECT (c.day::timestamp AT TIME ZONE {{tz}}) AS "time",
        CASE WHEN c.day >= last.day THEN c.cum_projected END AS forecast_co2_t
 FROM c CROSS JOIN last
 ORDER BY c.day""".format(
-    range=RANGE, figures=figures("r.y0", "r.d1"), scope12=_scope12("k.basis")
+    range=RANGE, figures=park_figures("r.y0", "r.d1"),
+    scope12=SCOPE12_METERED_BY_BASIS.format(basis="k.basis", d="pk"),
 )
 
 
 # Top emitters (location-based Scope 1+2): share of the park, month-on-month change
 # (the same range one month earlier).
 TOP_EMITTERS = f"""WITH {RANGE},
-{figures("(r.d0 - interval '1 month')::date", "r.d1")},
-cur AS (
-  SELECT d.enterprise_id, sum(d.s1_location + d.s2_location) AS co2
-  FROM d, r WHERE d.day >= r.d0 GROUP BY 1
-),
+{enterprise_months("r.d0", "r.d1")},
+cur AS (SELECT enterprise_id, sum(co2_t) AS co2 FROM em_m GROUP BY 1),
 prev AS (
-  SELECT d.enterprise_id, sum(d.s1_location + d.s2_location) AS co2
-  FROM d, r
-  WHERE d.day >= (r.d0 - interval '1 month')::date AND d.day < (r.d1 - interval '1 month')::date
-  GROUP BY 1
+  SELECT enterprise_id, sum(co2) AS co2 FROM (
+    SELECT e.enterprise_id, e.scope1_location_co2_t + e.scope2_location_co2_t AS co2
+    FROM emissions_enterprise_day e, r
+    WHERE e.day >= (r.d0 - interval '1 month')::date
+      AND e.day < (r.d1 - interval '1 month')::date
+    UNION ALL
+    SELECT p.enterprise_id,
+           p.co2_t * (least((p.month + interval '1 month')::date,
+                            (r.d1 - interval '1 month')::date)
+                      - greatest(p.month, (r.d0 - interval '1 month')::date))
+             / ((p.month + interval '1 month')::date - p.month)
+    FROM process_emissions p, r
+    WHERE p.month < (r.d1 - interval '1 month')::date
+      AND (p.month + interval '1 month')::date > (r.d0 - interval '1 month')::date
+  ) x GROUP BY 1
 )
 SELECT c.enterprise_id, en.name_zh, c.co2 AS scope12_co2_t,
        100 * c.co2 / nullif(sum(c.co2) OVER (), 0) AS share_pct,
@@ -369,18 +505,14 @@ LIMIT 10"""
 # tCO2 of the days with metered figures by the value added matched to those days (a
 # month's value added x its days with figures / its days).
 INDICATORS = """WITH {range},
-{figures},
+{months},
 em AS (
-  SELECT enterprise_id, sum(s1_location + s2_location) AS co2_t, sum(tce) AS tce,
-         sum(grid_kwh) AS grid_kwh, greatest(0, sum(pv_kwh) - sum(export_kwh)) AS pv_self_kwh,
-         sum(green_kwh) AS green_kwh,
-         coalesce(sum(s1_process) FILTER (WHERE NOT metered), 0) AS co2_unmetered_t
-  FROM d GROUP BY 1
+  SELECT enterprise_id, sum(co2_t) AS co2_t, sum(tce) AS tce, sum(grid_kwh) AS grid_kwh,
+         greatest(0, sum(pv_kwh) - sum(export_kwh)) AS pv_self_kwh,
+         sum(green_kwh) AS green_kwh, sum(co2_unmetered_t) AS co2_unmetered_t
+  FROM em_m GROUP BY 1
 ),
-dd AS (
-  SELECT enterprise_id, date_trunc('month', day::timestamp)::date AS month, count(*) AS n
-  FROM d WHERE metered GROUP BY 1, 2
-),
+dd AS (SELECT enterprise_id, month, n FROM em_m WHERE n > 0),
 mv AS (
   SELECT x.enterprise_id,
          sum(x.value_added_10k_cny * dd.n / ((x.month + interval '1 month')::date - x.month))
@@ -409,9 +541,9 @@ t AS (
   FROM rows
 ),
 k AS (
-  SELECT sum(e.{{tce}}) / nullif(sum(e.quantity), 0) AS tce_per_kwh
-  FROM emissions_daily e, r
-  WHERE e.carrier = 'electricity' AND e.scope IN ('2', 'pv') AND e.day >= r.d0 AND e.day < r.d1
+  SELECT sum(e.electricity_{{tce}}) / nullif(sum(e.grid_kwh + e.pv_kwh), 0) AS tce_per_kwh
+  FROM emissions_enterprise_day e, r
+  WHERE e.day >= r.d0 AND e.day < r.d1
 )
 SELECT t.enterprise_id, t.name_zh, t.co2_t, t.tce,
        (t.co2_t - coalesce(t.co2_unmetered_t, 0)) / nullif(t.va_matched, 0) AS co2_per_10k_cny,
@@ -431,7 +563,7 @@ ORDER BY t.enterprise_id = 'PARK', t.enterprise_id"""
 def indicators(park_only: bool = False) -> str:
     return INDICATORS.format(
         range=RANGE,
-        figures=figures("r.d0", "r.d1"),
+        months=enterprise_months("r.d0", "r.d1"),
         where="WHERE t.enterprise_id = 'PARK'" if park_only else "",
     )
 
@@ -533,19 +665,21 @@ WHERE m.active
 ORDER BY lr.ts NULLS FIRST, m.id"""
 
 # Completeness per enterprise and local day: measured (not estimated) slots of the
-# expected ones of its active meters; the 90 % rule is the panel's threshold.
+# expected ones of its active meters; the 90 % rule is the panel's threshold. The slots
+# come from usage_quality_enterprise_day (migration 0015: usage_day_quality of the
+# active meters summed per current enterprise and local day).
 COMPLETENESS_DAILY = f"""WITH {RANGE},
-x AS (
-  SELECT enterprise_id, count(*) / {{slot}}.0 AS slots_per_second
+x AS MATERIALIZED (
+  SELECT enterprise_id, count(*) / {{slot}}.0 AS slots_per_second,
+         row_number() OVER (ORDER BY enterprise_id) AS rank
   FROM meters WHERE active GROUP BY 1
 ),
 q AS (
-  SELECT m.enterprise_id, u.bucket, sum(u.slots - u.estimated_slots) AS measured
-  FROM usage_day_quality u JOIN meters m ON m.id = u.meter_id AND m.active CROSS JOIN r
+  SELECT u.enterprise_id, u.bucket, u.slots - u.estimated_slots AS measured
+  FROM usage_quality_enterprise_day u CROSS JOIN r
   WHERE u.bucket >= r.t0 AND u.bucket < r.t1
-  GROUP BY 1, 2
 ),
-days AS (
+days AS MATERIALIZED (
   SELECT (g::timestamp AT TIME ZONE {{tz}}) AS bucket,
          extract(epoch FROM ((g + interval '1 day')::timestamp AT TIME ZONE {{tz}})
                             - (g::timestamp AT TIME ZONE {{tz}})) AS seconds
@@ -557,22 +691,21 @@ SELECT days.bucket AS "time", x.enterprise_id AS metric,
 FROM days CROSS JOIN x
 LEFT JOIN q ON q.enterprise_id = x.enterprise_id AND q.bucket = days.bucket
 WHERE days.bucket < now()
-ORDER BY 1, 2"""
+ORDER BY days.bucket, x.rank"""
 
 # Per enterprise over the range: days below the 90 % rule, measured and estimated share.
 COMPLETENESS_SUMMARY = """WITH {range},
-x AS (
+x AS MATERIALIZED (
   SELECT enterprise_id, count(*) / {{slot}}.0 AS slots_per_second
   FROM meters WHERE active GROUP BY 1
 ),
 q AS (
-  SELECT m.enterprise_id, u.bucket, sum(u.slots - u.estimated_slots) AS measured,
-         sum(u.estimated_slots) AS estimated, sum(u.slots) AS slots
-  FROM usage_day_quality u JOIN meters m ON m.id = u.meter_id AND m.active CROSS JOIN r
+  SELECT u.enterprise_id, u.bucket, u.slots - u.estimated_slots AS measured,
+         u.estimated_slots AS estimated, u.slots
+  FROM usage_quality_enterprise_day u CROSS JOIN r
   WHERE u.bucket >= r.t0 AND u.bucket < r.t1
-  GROUP BY 1, 2
 ),
-days AS (
+days AS MATERIALIZED (
   SELECT (g::timestamp AT TIME ZONE {{tz}}) AS bucket,
          extract(epoch FROM ((g + interval '1 day')::timestamp AT TIME ZONE {{tz}})
                             - (g::timestamp AT TIME ZONE {{tz}})) AS seconds

@@ -15,6 +15,13 @@ are dropped (the broker redelivers those messages and storage is idempotent). Wh
 the database is down the worker retries the batch in hand with backoff and nothing is
 acknowledged, so the broker stops sending once the in-flight window (Receive Maximum)
 is full.
+
+Adaptive commit: the service learns the broker's window (the most QoS 1 messages it has
+held unacknowledged on this connection). When it holds that many again, the broker is
+waiting for acknowledgements: the forwarder wakes at once and marks the chunk it sends
+"last", and the worker commits it without waiting out ``flush_interval_seconds``. When
+nothing arrives for ``IDLE_GAP_SECONDS`` while messages wait for their commit, it sends
+``flush`` to the same effect. Acknowledgement still follows the commit.
 """
 
 from __future__ import annotations
@@ -72,6 +79,12 @@ class IngestService:
         self._committed: set[int] = set()  # committed by the worker, waiting for order
         self._next_ack = 0  # chunks are acknowledged in the order they were sent
         self._in_hand = 0  # messages sent to the worker, not yet acknowledged
+        # The broker's window: QoS 1 messages received on this connection (paho thread)
+        # minus those acknowledged (results thread), and the highest that count reached.
+        self._received = 0
+        self._released = 0
+        self._window = 0
+        self._wake = threading.Event()  # paho thread -> forwarder: the window is full
         self._generation = 0
         self._accepting = True
         self._stop = threading.Event()  # run_forever: stop
@@ -137,7 +150,9 @@ class IngestService:
             else:
                 log.warning("broker refused the connection: %s; retrying", reason_code)
             return
-        self._generation += 1
+        with self._lock:
+            self._generation += 1
+            self._received = self._released = self._window = 0  # learnt again
         self.metrics.connected = True
         self._connected_at = time.monotonic()
         self._connect_fail_logged_at = None
@@ -263,15 +278,30 @@ class IngestService:
             self._inbox.append((self._generation, msg.mid, msg.qos, msg._topic,
                                 bytes(msg.payload), msg.dup))
             self._last_receive = time.monotonic()
+            if msg.qos == 1:
+                self._received += 1
+                unacked = self._received - self._released
+                if unacked > self._window:
+                    self._window = unacked  # a new ceiling: not known to be full yet
+                elif unacked == self._window and unacked >= C.WINDOW_MIN_MESSAGES:
+                    self._wake.set()  # back at the ceiling: the broker waits for acks
 
     # --- to the worker ---------------------------------------------------------------
 
     def _forward_main(self) -> None:
-        """Every ``LINGER_SLICE_SECONDS``: send what arrived, in chunks of at most
-        ``CHUNK_MAX_MESSAGES`` messages and about ``CHUNK_MAX_BYTES`` of payload."""
-        inbox, pipe = self._inbox, self._pipe
+        """Every ``LINGER_SLICE_SECONDS``, or at once when the broker's window is full:
+        send what arrived, in chunks of at most ``CHUNK_MAX_MESSAGES`` messages and
+        about ``CHUNK_MAX_BYTES`` of payload. A chunk sent because the window is full is
+        marked last (commit it now); after ``IDLE_GAP_SECONDS`` without a message,
+        ``flush`` asks the worker to commit what it holds."""
+        inbox, pipe, wake = self._inbox, self._pipe, self._wake
+        full = False  # the window was full: the next chunk that empties the inbox is last
+        idle_armed = False  # chunks were sent since the last commit request
         while True:
             stopping = self._forward_stop.is_set()
+            if wake.is_set():
+                wake.clear()
+                full = True
             n = len(inbox)
             if n:
                 items: list[tuple[int, int, int, bytes, bytes, bool]] = []
@@ -286,15 +316,24 @@ class IngestService:
                     self._next_seq += 1
                     self._pending[seq] = [(g, mid, qos) for g, mid, qos, _, _, _ in items]
                     self._in_hand += n
+                last = full and not inbox
                 try:
-                    pipe.send(("chunk", seq, [(t, p, d) for _, _, _, t, p, d in items]))
+                    pipe.send(("chunk", seq, [(t, p, d) for _, _, _, t, p, d in items], last))
                 except OSError:
                     return  # the worker is gone: the results thread reports it
                 if inbox:
                     continue  # more than one chunk's worth arrived
+                full, idle_armed = False, not last
+            elif full or (idle_armed and time.monotonic() - self._last_receive
+                          >= C.IDLE_GAP_SECONDS):
+                full = idle_armed = False
+                try:
+                    pipe.send(("flush",))
+                except OSError:
+                    return
             elif stopping:
                 break
-            time.sleep(C.LINGER_SLICE_SECONDS)
+            wake.wait(C.LINGER_SLICE_SECONDS)
         with contextlib.suppress(OSError):
             pipe.send(("stop",))
 
@@ -349,6 +388,9 @@ class IngestService:
                 self._next_ack += 1
                 released += len(tokens)
                 mids.extend(mid for g, mid, qos in tokens if qos == 1 and g == generation)
+            # counted before the PUBACKs leave: the broker's next message may arrive
+            # before this thread runs again, and must not look like a wider window
+            self._released += len(mids)
             ack_many(self._client, mids)
             self._in_hand -= released
         self.metrics.db_ok = True  # a commit went through

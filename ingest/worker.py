@@ -10,7 +10,9 @@ Protocol over one socket pair (``multiprocessing.connection`` framing), every me
 pickled tuple; the first, from the service, is ``(settings, registry, log_level)``:
 
 service -> worker
-    ``("chunk", seq, [(topic_bytes, payload, dup), ...])``  messages in receive order
+    ``("chunk", seq, [(topic_bytes, payload, dup), ...], last)``  messages in receive
+                       order; ``last``: the broker's window is full, commit it now
+    ``("flush",)``     nothing more is arriving: commit the batch being collected now
     ``("stop",)``      commit everything received, then report ``stopped`` and exit
     ``("abandon",)``   the database stayed down past the stop timeout: give up the
                        batch in hand (never acknowledged, so the broker redelivers it)
@@ -23,7 +25,8 @@ worker -> service
     ``("stopped", abandoned_messages)``
 
 Chunks are committed whole: a batch (one transaction) is one or more chunks, grouped
-by ``flush_interval_seconds`` and bounded by ``batch_size`` readings. Two writer
+by ``flush_interval_seconds`` and bounded by ``batch_size`` readings, and ended early
+by a chunk marked last or by ``flush`` (adaptive commit, see the service). Two writer
 threads each hold a connection, so one commits while the next batch is written; the
 service acknowledges chunks in ``seq`` order whatever order they commit in.
 
@@ -72,9 +75,13 @@ class Parsed(NamedTuple):
 
 
 class Chunk(NamedTuple):
-    seq: int
+    seq: int  # _FLUSH's is -1
     messages: list[Parsed]
     readings: int
+    last: bool = False  # commit the batch that holds it at once
+
+
+_FLUSH = Chunk(-1, [], 0, True)  # "commit the batch being collected now"
 
 
 def parse_raw(parser: Parser, raw: RawMessage) -> Parsed:
@@ -154,7 +161,10 @@ class StoreWorker:
             if kind == "chunk":
                 parser = self.parser
                 parsed = [parse_raw(parser, raw) for raw in message[2]]
-                self._queue.put(Chunk(message[1], parsed, sum(len(p.readings) for p in parsed)))
+                self._queue.put(Chunk(message[1], parsed, sum(len(p.readings) for p in parsed),
+                                      bool(message[3])))
+            elif kind == "flush":
+                self._queue.put(_FLUSH)
             elif kind == "stop":
                 self._stop.set()
                 threading.Thread(target=self._abandon_listener, daemon=True).start()
@@ -180,27 +190,38 @@ class StoreWorker:
 
     def _take(self) -> list[Chunk]:
         """The next batch: a chunk, plus the chunks that arrive within
-        ``flush_interval_seconds`` (group commit), up to the batch limits."""
+        ``flush_interval_seconds`` (group commit), up to the batch limits; a chunk
+        marked last or a flush ends it at once (the broker sends nothing more until
+        this batch is acknowledged)."""
         with self._take_lock:
             try:
                 first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 return []
+            if first.seq < 0:
+                return []  # a flush with no batch being collected
             batch = [first]
             readings, messages = first.readings, len(first.messages)
             deadline = time.monotonic() + self.settings.flush_interval_seconds
-            while readings < self.settings.batch_size and messages < C.MAX_BATCH_MESSAGES:
+            last = first.last
+            while (not last and readings < self.settings.batch_size
+                   and messages < C.MAX_BATCH_MESSAGES):
                 try:
                     chunk = self._queue.get_nowait()
                 except queue.Empty:
                     wait = deadline - time.monotonic()
                     if wait <= 0 or self._stop.is_set():
                         break
-                    time.sleep(min(wait, C.LINGER_SLICE_SECONDS))
-                    continue
+                    try:  # wakes as soon as a chunk or a flush arrives
+                        chunk = self._queue.get(timeout=min(wait, C.STOP_CHECK_SECONDS))
+                    except queue.Empty:
+                        continue
+                if chunk.seq < 0:
+                    break
                 batch.append(chunk)
                 readings += chunk.readings
                 messages += len(chunk.messages)
+                last = chunk.last
             return batch
 
     def _writer_main(self) -> None:

@@ -34,6 +34,8 @@ class LockKey(IntEnum):
     DERIVE = 0x75736167  # "usag": one usage derivation at a time (transaction lock)
     ACCOUNTING = 0x636F3274  # "co2t": one accounting run at a time (transaction lock)
     ALERTS = 0x616C7274  # "alrt": one alert evaluation at a time (transaction lock)
+    QUALITY = 0x7175616C  # "qual": one sum of usage_quality_enterprise_day at a time
+    # (transaction lock; its value is also written in schema/0015_usage_quality_day.sql)
 
 
 def meta_value(conn: psycopg.Connection, key: str) -> str | None:

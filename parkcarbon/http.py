@@ -48,15 +48,38 @@ class HealthServer:
                 route = extra.get(self.path.split("?")[0])
                 if route is None:
                     return False
-                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
-                data = self.rfile.read(length) if method == "POST" else b""
-                status, ctype, body = route(method, self.path, data, self.client_address[0])
+                data = b""
+                if method == "POST":
+                    raw = (self.headers.get("Content-Length") or "0").strip()
+                    if not (raw.isascii() and raw.isdigit()):
+                        self._plain(400, f"bad Content-Length {raw[:40]!r}: not a byte count")
+                        return True
+                    if int(raw) > MAX_BODY_BYTES:
+                        self._plain(413, f"request body of {raw} bytes is over the "
+                                    f"{MAX_BODY_BYTES}-byte limit")
+                        return True
+                    data = self.rfile.read(int(raw))
+                try:
+                    status, ctype, body = route(method, self.path, data,
+                                                self.client_address[0])
+                except Exception:  # a route's bug answers 500, the server keeps serving
+                    log.exception("HTTP route %s failed", self.path.split("?")[0])
+                    self._plain(500, "internal error; the service log has the details")
+                    return True
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
                 return True
+
+            def _plain(self, status: int, text: str) -> None:
+                body = (text + "\n").encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def do_POST(self) -> None:
                 if not self._route("POST"):

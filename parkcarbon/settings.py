@@ -198,6 +198,17 @@ class Settings(BaseSettings):
     report_lang: Literal["zh", "en"] = Field(
         "zh", description="Language of the monthly reports (`parkcarbon report --lang`)."
     )
+    report_email: bool = Field(
+        True,
+        description="E-mail the reports the scheduled job writes through the e-mail "
+        "channels of `alerts_file` (park channels: the park officers; an enterprise's "
+        "channels: its own contacts); `parkcarbon report --send` does it on demand.",
+    )
+    report_park_emails: str = Field(
+        "",
+        description="Comma-separated addresses of the park officers who get the park "
+        "report (default: the `to` of the park's e-mail channels in `alerts_file`).",
+    )
     # --- ingest ---------------------------------------------------------------
     max_payload_bytes: int = Field(
         262_144, ge=256, description="Messages larger than this are dead-lettered."

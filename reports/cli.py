@@ -15,6 +15,7 @@ WRITTEN_COLUMNS: list[Column] = [
     ("status", "status", 0),
     ("seconds", "s", 2),
     ("files", "files", 0),
+    ("email", "e-mail", 0),
 ]
 LIST_COLUMNS: list[Column] = [
     ("period", "period", 0),
@@ -23,6 +24,7 @@ LIST_COLUMNS: list[Column] = [
     ("generated_at", "generated", 0),
     ("changed_figures", "changed", 0),
     ("files", "files", 0),
+    ("email", "e-mail", 0),
 ]
 
 
@@ -36,6 +38,10 @@ LIST_COLUMNS: list[Column] = [
               help="Output folder (default: setting report_dir); files go in <out>/<YYYY-MM>/.")
 @click.option("--formats", default="pdf,xlsx,csv", show_default=True,
               help="Comma-separated: pdf, xlsx, csv.")
+@click.option("--send", is_flag=True,
+              help="E-mail each report (the park's to the park officers, an enterprise's to "
+              "its contacts) through the e-mail channels of the alerts file; a report "
+              "already sent is not sent again.")
 @format_option
 @click.pass_context
 def report_group(
@@ -46,6 +52,7 @@ def report_group(
     lang: str | None,
     out_dir: Path | None,
     formats: str,
+    send: bool,
     fmt: str,
 ) -> None:
     """Monthly carbon report of the park (or an enterprise): PDF, XLSX and CSV.
@@ -87,8 +94,24 @@ def report_group(
                 f"--enterprise {enterprise!r}: unknown enterprise",
                 hint="see `parkcarbon config check` for the enterprise ids",
             )
+        config = None
+        if send:
+            from parkcarbon.alerts.rules import load_alerts
+
+            config = load_alerts(settings.alerts_file)  # a bad file: before any work
         written = generate_reports(conn, settings, p, subjects, lang=lang, out_dir=out_dir,
                                    formats=wanted)
+        mails: dict[int, list[str]] = {}
+        undelivered = 0
+        if config is not None:
+            from parkcarbon.reports.delivery import deliver_reports
+
+            for d in deliver_reports(conn, settings, config, written,
+                                     lang=lang or settings.report_lang, retry_failed=True):
+                mails.setdefault(d.report_id, []).append(f"{d.channel_id}: {d.status}"
+                                                 + ("" if d.status == "sent" else
+                                                    f" ({d.detail})"))
+                undelivered += d.status in ("retry", "failed")
     rows: list[dict[str, Any]] = [
         {
             "subject": w.subject,
@@ -96,12 +119,21 @@ def report_group(
             "status": "new version" if w.new_version else "unchanged",
             "seconds": w.seconds,
             "files": " ".join(str(f) for f in w.files),
+            "email": "; ".join(mails.get(w.report_id, [])),
             "figures_sha256": w.figures_sha256,
         }
         for w in written
     ]
     emit_rows(rows, fmt, WRITTEN_COLUMNS, title=f"carbon reports {p.label}",
               json_extra={"period": p.label})
+    if undelivered:
+        from parkcarbon.reports.errors import ReportError
+
+        raise ReportError(
+            f"{undelivered} report e-mail(s) not delivered (see the e-mail column)",
+            hint="a 4xx or an unreachable server is tried again hourly and by the next "
+            "--send; a 5xx only by --send: fix the address or the channel first",
+        )
 
 
 @report_group.command("list")
@@ -128,6 +160,7 @@ def list_command(app: AppContext, period: str | None, fmt: str) -> None:
             "accounting_run_id": r[6],
             "files": r[7],
             "changed_figures": r[8],
+            "email": r[9],
         }
         for r in found
     ]

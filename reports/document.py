@@ -91,6 +91,17 @@ def _status_text(lang: str, status: Any) -> str | None:
     return label(lang, key) if has_label(key) else str(status)
 
 
+def coverage_note(lang: str, c: dict[str, Any]) -> str:
+    """What the year to date and the forecast rest on, for a subject lacking days."""
+    subject = label(lang, "park") if c["subject"] == "PARK" else c["subject"]
+    return label(
+        lang, "coverage_note", subject=subject, days=c["days_with_data"],
+        elapsed=c["days_elapsed"], pct=f"{c['coverage_pct']:.1f}",
+        min=f"{c['min_coverage_pct']:.0f}",
+        what=label(lang, "coverage_insufficient" if c["insufficient"] else "coverage_partial"),
+    )
+
+
 def _summary(fig: dict[str, Any], lang: str) -> Section:
     L = lambda k, **f: label(lang, k, **f)  # noqa: E731
     s = fig["summary"]
@@ -137,6 +148,7 @@ def _summary(fig: dict[str, Any], lang: str) -> Section:
         blocks.append(L("no_forecast"))
     if fig.get("status_note"):
         blocks.append(str(fig["status_note"]))
+    blocks += [coverage_note(lang, c) for c in fig.get("coverage") or []]
     daily = fig["daily"]
     if any(d["co2_t"] is not None for d in daily):
         blocks.append(

@@ -18,6 +18,27 @@ SELECT enterprise_id, carrier, scope, min(unit), sum(quantity), sum(tce_equivale
 FROM emissions_daily WHERE day >= %s AND day < %s
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
 
+# Scope 1+2 tCO2 (location-based) per enterprise and local day of [d0, d1): the stored
+# daily figures plus the day's share of the month's process emissions, as
+# ``carbon.accounting.emissions(freq="day")`` adds them (a day with only water rows
+# counts, with 0), without its per-row provenance: the daily chart needs none.
+DAILY_SCOPE12 = """
+SELECT enterprise_id, day, sum(co2_t) FROM (
+    SELECT enterprise_id, day,
+           coalesce(sum(co2_location_t) FILTER (WHERE scope IN ('1', '2')), 0) AS co2_t
+    FROM emissions_daily WHERE day >= %(d0)s AND day < %(d1)s
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT p.enterprise_id, d::date,
+           sum(p.co2_t / extract(day FROM (p.month + INTERVAL '1 month' - INTERVAL '1 day')))
+    FROM process_emissions p,
+         generate_series(greatest(p.month, %(d0)s::date),
+                         least(p.month + INTERVAL '1 month', %(d1)s::date) - INTERVAL '1 day',
+                         INTERVAL '1 day') AS d
+    WHERE p.month < %(d1)s AND p.month + INTERVAL '1 month' > %(d0)s
+    GROUP BY 1, 2
+) x GROUP BY 1, 2 ORDER BY 1, 2"""
+
 # The latest accounting run behind the stored figures of [d0, d1), per enterprise.
 RUNS_BEHIND = """
 SELECT enterprise_id, max(run_id) FROM emissions_daily WHERE day >= %s AND day < %s
@@ -130,7 +151,13 @@ SELECT r.id, r.period, r.enterprise_id, r.version, r.generated_at, r.figures_sha
        r.accounting_run_id,
        coalesce((SELECT string_agg(f.lang || ':' || f.format, ' ' ORDER BY f.lang, f.format)
                  FROM report_files f WHERE f.report_id = r.id), ''),
-       jsonb_array_length(r.changes)
+       jsonb_array_length(r.changes),
+       coalesce((SELECT string_agg(d.channel_id || ' ' || d.lang || ': ' || d.status
+                                   || CASE WHEN d.status = 'sent' THEN ''
+                                      ELSE ' (' || d.attempts || ' attempts: '
+                                           || left(d.detail, 120) || ')' END,
+                                   '; ' ORDER BY d.channel_id, d.lang)
+                 FROM report_deliveries d WHERE d.report_id = r.id), '')
 FROM reports r
 WHERE (%s::date IS NULL OR r.period = %s)
 ORDER BY r.period, coalesce(r.enterprise_id, ''), r.version"""
@@ -160,3 +187,41 @@ ENTERPRISE_IDS = "SELECT id FROM enterprises ORDER BY id"
 ENTERPRISES = "SELECT id, name_zh, credit_code, land_area_mu FROM enterprises ORDER BY id"
 PARK_NAME = "SELECT name_zh, name FROM park LIMIT 1"
 ENTERPRISE_EXISTS = "SELECT 1 FROM enterprises WHERE id = %s"
+
+# This transaction only: commit without waiting for the WAL flush (report records).
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+# --- e-mail delivery (report_deliveries) ---------------------------------------------
+
+# Claim one delivery: the row is created pending ('retry', 0 attempts) if new, then
+# locked for this sender (a second instance skips it while it is being sent).
+NEW_DELIVERY = """
+INSERT INTO report_deliveries (report_id, enterprise_id, lang, channel_id, recipients,
+                               status, attempted_at)
+VALUES (%(report)s, %(ent)s, %(lang)s, %(channel)s, %(to)s, 'retry', %(now)s)
+ON CONFLICT (report_id, lang, channel_id) DO NOTHING"""
+CLAIM_DELIVERY = """
+SELECT status, attempts FROM report_deliveries
+WHERE report_id = %(report)s AND lang = %(lang)s AND channel_id = %(channel)s
+FOR UPDATE SKIP LOCKED"""
+# The outcome of the attempts just made.
+RECORD_DELIVERY = """
+UPDATE report_deliveries
+SET status = %(status)s, attempts = attempts + %(tries)s, detail = %(detail)s,
+    recipients = %(to)s, attempted_at = %(now)s,
+    sent_at = CASE WHEN %(status)s = 'sent' THEN %(now)s ELSE sent_at END
+WHERE report_id = %(report)s AND lang = %(lang)s AND channel_id = %(channel)s"""
+# Deliveries left 'retry' (4xx, server unreachable) of the latest version of each
+# report, with the files of that language (the hourly retry).
+PENDING_DELIVERIES = """
+SELECT DISTINCT r.id, r.period, r.enterprise_id, r.version, r.figures_sha256, d.lang,
+       (SELECT array_agg(f.path ORDER BY f.format) FROM report_files f
+        WHERE f.report_id = r.id AND f.lang = d.lang)
+FROM report_deliveries d JOIN reports r ON r.id = d.report_id
+WHERE d.status = 'retry'
+  AND r.version = (SELECT max(r2.version) FROM reports r2 WHERE r2.period = r.period
+                   AND coalesce(r2.enterprise_id, '') = coalesce(r.enterprise_id, ''))
+ORDER BY r.period, r.id"""
+ANY_PENDING_DELIVERY = "SELECT 1 FROM report_deliveries WHERE status = 'retry' LIMIT 1"
+# The enterprise's name (the e-mail subject).
+ENTERPRISE_NAME = "SELECT name_zh FROM enterprises WHERE id = %s"

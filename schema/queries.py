@@ -46,3 +46,13 @@ CONTINUOUS_AGGREGATES = (
     "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1"
 )
 REFRESH_AGGREGATE = "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)"
+
+# --- usage_quality_enterprise_day (0015): summed again from usage_day_quality ------
+
+RESUM_QUALITY = "SELECT usage_quality_enterprise_day_resum(NULL, %s::timestamptz, %s::timestamptz)"
+LOCK_QUALITY = "SELECT pg_advisory_xact_lock(%s)"
+# Windows a derivation committed before its sum (0015): marked in its transaction,
+# taken (deleted) by the sum that covers them.
+MARK_QUALITY_PENDING = "INSERT INTO usage_quality_resum_pending (since) VALUES (%s)"
+QUALITY_PENDING_SINCE = "SELECT min(since) FROM usage_quality_resum_pending"
+TAKE_QUALITY_PENDING = "DELETE FROM usage_quality_resum_pending RETURNING since"

@@ -93,3 +93,10 @@ OWNER_ONLY = ("security_roles",)
 SHARED_TABLES = ("park", "carbon_plans", "parkcarbon_meta")
 # Tables whose NULL enterprise_id rows are shared, not park-only: the factor library.
 SHARED_WHEN_NULL = ("carbon_factors",)
+
+# The owner of a relation of schema public.
+RELATION_OWNER = """
+SELECT pg_get_userbyid(c.relowner) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relname = %s
+"""

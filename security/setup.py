@@ -61,7 +61,21 @@ def _retry(action: Callable[[], T]) -> T:
 
 
 def _exec(conn: psycopg.Connection, stmt: sql.Composed | sql.SQL) -> None:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute(stmt)  # inside a transaction: the caller retries it whole
+        return
     _retry(lambda: conn.execute(stmt))
+
+
+def _grants_atomically(conn: psycopg.Connection, settings: R.RoleSettings, database: str,
+                       owner: str, enterprise_roles: list[str]) -> None:
+    """Revoke and grant again in one transaction, so a running service never sees the
+    moment between (``db migrate`` on a live park); a race with another session's
+    GRANT rolls it back and it is retried whole."""
+    def attempt() -> None:
+        with conn.transaction():
+            _grants(conn, settings, database, owner, enterprise_roles)
+    _retry(attempt)
 
 
 def _ensure_role(conn: psycopg.Connection, role: str, *, login: bool, bypass: bool,
@@ -88,6 +102,11 @@ def _ensure_role(conn: psycopg.Connection, role: str, *, login: bool, bypass: bo
 
 def _tables(conn: psycopg.Connection) -> dict[str, str]:
     return {rel.name: rel.kind for rel in discover(conn)}
+
+
+def _owner(conn: psycopg.Connection, relation: str) -> str | None:
+    row = conn.execute(Q.RELATION_OWNER, (relation,)).fetchone()
+    return str(row[0]) if row else None
 
 
 def _grant(conn: psycopg.Connection, privileges: str, tables: list[str], role: str) -> None:
@@ -128,9 +147,10 @@ def _grants(conn: psycopg.Connection, settings: R.RoleSettings, database: str,
                                 sql.Identifier(r) for r in (group, *enterprise_roles))))
     kinds = _tables(conn)
     for name, kind in kinds.items():
-        if kind == "c":
+        if kind == "c" and _owner(conn, name) != service:
             # Only its owner may refresh a continuous aggregate, and derivation
-            # (the service role) refreshes the rollups after late data.
+            # (the service role) refreshes the rollups after late data. Only when it
+            # changes: the ALTER locks the aggregate against readers until commit.
             _exec(conn, sql.SQL("ALTER MATERIALIZED VIEW {} OWNER TO {}").format(
                 sql.Identifier("public", name), sql.Identifier(service)))
     if has_timescale:
@@ -253,7 +273,8 @@ def _ensure_roles(conn: psycopg.Connection, settings: R.RoleSettings) -> RolesRe
             result.removed.append(role)
         else:  # e.g. a former owner: it only loses its place in the map
             conn.execute(Q.DELETE_MAPPING, (role,))
-    _grants(conn, settings, database, owner, list(result.enterprise_roles.values()))
+    _grants_atomically(conn, settings, database, owner,
+                       list(result.enterprise_roles.values()))
     log.info("database roles up to date: %d park roles, %d enterprise roles%s",
              len(result.park_roles), len(result.enterprise_roles),
              f", {len(result.removed)} removed" if result.removed else "")

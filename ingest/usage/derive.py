@@ -184,19 +184,26 @@ def derive_committed(
 ) -> DeriveResult:
     """``derive_usage`` in a transaction of its own, committed, then the rollups refreshed.
 
-    What the scheduler, the CLI and the demo call. In timescale mode the continuous
-    aggregates are refreshed from the day before the earliest changed slot, so
-    ``usage_hourly`` and ``usage_daily`` are exact as soon as this returns (plain mode:
-    they are views, nothing to do).
+    What the scheduler, the CLI and the demo call. From the day before the earliest
+    changed slot, the continuous aggregates are refreshed (timescale mode; plain mode:
+    views, always exact) and the usage-quality rollup per enterprise and day is summed
+    again (both modes), so ``usage_hourly``, ``usage_daily``, ``usage_day_quality`` and
+    ``usage_quality_enterprise_day`` are exact as soon as this returns. The window is
+    recorded in the derivation's transaction, so a process that dies between the commit
+    and the refresh leaves it for the next call.
     """
     from datetime import timedelta
 
     from parkcarbon.db import connect
     from parkcarbon.schema import refresh_rollups
+    from parkcarbon.schema.rollups import mark_rollups_due, rollups_due
 
     with connect(settings_or_dsn) as conn:
         result = derive_usage(conn, meter_ids=meter_ids, full=full)
+        if result.changed_from is not None:  # committed with the usage it covers
+            mark_rollups_due(conn, result.changed_from - timedelta(days=1))
         conn.commit()
-        if result.changed_from is not None:
-            refresh_rollups(conn, result.changed_from - timedelta(days=1), None)
+        due = rollups_due(conn)  # this derivation's, and any a dead process left
+        if due is not None:
+            refresh_rollups(conn, due, None)
     return result

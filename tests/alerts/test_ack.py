@@ -139,3 +139,58 @@ def test_parkcarbon_run_serves_the_ack_route(settings, registry, tmp_path, monke
         assert _get(f"{base}/healthz")[0] == 200
     finally:
         sup.stop()
+
+
+def _raw_post(port: int, length: str, body: bytes = b"") -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("POST", "/alerts/ack")
+        conn.putheader("Content-Length", length)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_bad_requests_get_a_plain_answer_and_the_server_keeps_serving(settings, caplog):
+    def broken(method: str, target: str, body: bytes, client: str) -> tuple[int, str, bytes]:
+        raise RuntimeError("route bug")
+
+    server = HealthServer(lambda: {"healthy": True}, lambda: "", 0, host="127.0.0.1",
+                          routes={"/alerts/ack": broken})
+    server.start()
+    try:
+        status, text = _raw_post(server.port, "twelve")
+        assert status == 400 and "bad Content-Length 'twelve'" in text
+        status, text = _raw_post(server.port, "-5")
+        assert status == 400
+        status, text = _raw_post(server.port, str(10**9))
+        assert status == 413 and "over the 65536-byte limit" in text
+        with caplog.at_level(logging.ERROR, logger="parkcarbon.http"):
+            status, text = _raw_post(server.port, "3", b"a=b")
+        assert status == 500 and "Traceback" not in text
+        assert "HTTP route /alerts/ack failed" in caplog.text
+        assert _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_acknowledge_with_the_database_down_answers_503_and_records_nothing(
+        settings, registry, monkeypatch, caplog):
+    from support import free_port
+
+    monkeypatch.setenv("PC_T_ACK4", "k4")
+    doc = {"ack": {"secret": {"env": "PC_T_ACK4"}, "base_url": "http://x"}}
+    config = parse_alerts(doc, "a", registry)
+    down = settings.model_copy(
+        update={"database_url": f"postgresql://127.0.0.1:{free_port()}/nothing"})
+    handler = AckHandler(down, config, clock=lambda: T0)
+    link = sign_link("http://x", "k4", 1, 1, T0 + timedelta(hours=1))
+    query = link.split("?", 1)[1]
+    with caplog.at_level(logging.ERROR, logger="parkcarbon.alerts.ack"):
+        status, _ctype, body = handler("POST", f"/alerts/ack?{query}", b"by=ops", "127.0.0.1")
+    assert status == 503 and "Try again later" in body.decode()
+    assert "acknowledge of alert 1 not recorded: database: cannot connect" in caplog.text

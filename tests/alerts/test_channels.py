@@ -202,6 +202,46 @@ def test_email_starttls_login_text_and_html_in_chinese(smtp_server, monkeypatch)
     assert '<a href="http://ack.example/a?i=0">确认</a>' in parts["text/html"]
 
 
+class _Replying(_Smtp):
+    """Answers DATA with the queued replies first, then accepts."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__()
+        self.replies = replies
+        self.tries = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.tries += 1
+        if self.replies:
+            return self.replies.pop(0)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize(("reply", "retry"), [("550 5.1.1 Mailbox unavailable", False),
+                                              ("554 5.7.1 Relay denied", False),
+                                              ("451 4.3.0 Try again later", True),
+                                              ("421 4.7.0 Too busy", True)])
+def test_email_5xx_is_permanent_and_4xx_is_retried(reply: str, retry: bool):
+    from aiosmtpd.controller import Controller
+
+    from support import free_port
+
+    handler = _Replying([reply])
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        n = _notifier({"id": "m", "type": "email", "host": "127.0.0.1", "port": port,
+                       "security": "none", "from": "a@park.example", "to": ["b@e01.example"]})
+        with pytest.raises(DeliveryError) as exc:
+            n.send([_message()])
+        assert exc.value.retry is retry and f"SMTP {reply[:3]}" in exc.value.detail
+        assert "accepted 1 message" in n.send([_message()])  # the next try goes through
+        assert handler.tries == 2 and len(handler.messages) == 1
+    finally:
+        controller.stop()
+
+
 def test_email_server_down_is_a_retryable_failure():
     from support import free_port
 

@@ -75,3 +75,21 @@ def test_fires_after_for_and_resolves_with_one_message_each(settings, registry, 
     assert resolved["alerts"][0]["fingerprint"] == alert["fingerprint"]
     run_cycle(settings, registry, config, t + timedelta(minutes=15))
     assert len(sink.requests) == 2
+
+
+def test_a_pending_alert_of_a_removed_rule_returns_to_normal_without_a_message(
+        settings, registry, sink):
+    dsn = settings.database_url.get_secret_value()
+    config = _config(sink, **{"for": "10m"})
+    _demand(dsn, "E01-ELEC-1", T0, 1500, n=4)
+    run_cycle(settings, registry, config, T0)
+    assert _state(dsn, "demand", "E01-ELEC-1") == "pending"
+    doc = base_config(sink.url)
+    doc["rules"] = []
+    run_cycle(settings, registry, parse_alerts(doc), T0 + timedelta(minutes=5))
+    assert _state(dsn, "demand", "E01-ELEC-1") == "normal"
+    with psycopg.connect(dsn) as conn:
+        (reason,) = conn.execute("SELECT note FROM alert_history ORDER BY at DESC, id DESC "
+                                 "LIMIT 1").fetchone()
+    assert reason == "rule removed or disabled"
+    assert not sink.requests  # it never fired: nothing to resolve

@@ -281,3 +281,42 @@ def test_ha_pair_evaluates_and_notifies_once(settings, registry, sink):
     assert sorted(r["path"] for r in sink.requests) == ["/e01", "/e02"]
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM alert_history").fetchone() == (2,)
+
+
+def test_a_notifier_bug_fails_its_messages_and_holds_up_no_other_channel(
+        settings, registry, sink, monkeypatch, caplog):
+    import logging
+
+    import parkcarbon.alerts.deliver as D
+
+    dsn = settings.database_url.get_secret_value()
+    doc = base_config(sink.url)
+    doc["routes"] = [{"to": "enterprise"}]
+    config = parse_alerts(doc, "a", registry)
+    _hot(dsn, "E01-ELEC-1", T0 - timedelta(hours=1), T0 + timedelta(minutes=5), 1500)
+    _hot(dsn, "E02-ELEC-1", T0 - timedelta(hours=1), T0 + timedelta(minutes=5), 1500)
+    real = D.notifier_for
+
+    class Broken:
+        batches = False
+
+        def send(self, messages: list[Any]) -> str:
+            raise ZeroDivisionError("a bug in the notifier")
+
+    def patched(channel, settings, renderer):  # E01's webhook notifier has a bug
+        return Broken() if channel.id == "e01-hook" else real(channel, settings, renderer)
+
+    monkeypatch.setattr(D, "notifier_for", patched)
+    with caplog.at_level(logging.ERROR, logger="parkcarbon.alerts.deliver"):
+        run_cycle(settings, registry, config, T0 + timedelta(minutes=5))
+    assert [r["path"] for r in sink.requests] == ["/e02"]
+    assert "alerts: e01-hook failed unexpectedly" in caplog.text
+    attempts = _attempts(dsn)
+    assert [(a[1], a[2]) for a in attempts if not a[2]] == [("e01-hook", False)]
+    assert any("ZeroDivisionError: a bug in the notifier" in a[3] for a in attempts)
+    with psycopg.connect(dsn) as conn:  # kept for a retry, not lost
+        assert conn.execute("SELECT channel, status FROM alert_outbox ORDER BY channel"
+                            ).fetchall() == [("e01-hook", "pending"), ("e02-hook", "sent")]
+    monkeypatch.setattr(D, "notifier_for", real)  # the bug fixed: the message goes out
+    run_cycle(settings, registry, config, T0 + timedelta(minutes=30))
+    assert sorted(r["path"] for r in sink.requests) == ["/e01", "/e02"]

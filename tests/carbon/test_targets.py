@@ -256,3 +256,12 @@ def test_cli_refresh_diff_and_factor_listing(migrated_dsn: str, tmp_path: Path) 
     ]
     coal = next(f for f in factors if f["key"] == "co2.coal")
     assert coal["unconfirmed"] is True and "IPCC" in coal["source"]
+
+
+def test_status_of_a_year_without_any_figures_says_so(migrated_dsn: str) -> None:
+    """A park whose chain has never run: every subject is no_data, no error."""
+    targets = parse_targets(TARGETS, "targets", {"E05", "E06"})
+    with connect(migrated_dsn) as conn:
+        out = targets_status(conn, year=2026, targets=targets, today=date(2026, 4, 1))
+    assert len(out) == 3
+    assert set(out["status"]) == {"no_data"}

@@ -152,6 +152,34 @@ def test_park_period_and_daily_figures_equal_emissions(
     assert mkt["total"]["scope2_co2_t"] < total["scope2_co2_t"]  # green power counted
 
 
+def test_the_rollups_the_boards_read_equal_emissions_daily(conn: psycopg.Connection) -> None:
+    # migration 0013: what the panels read instead of meter rows, on the seeded month
+    rollup = conn.execute(
+        "SELECT day, enterprise_id, meters, scope1_location_co2_t + scope2_location_co2_t, "
+        "grid_kwh, tce_equivalent, scope2_market_grid_co2_t + scope2_market_other_co2_t "
+        "FROM emissions_enterprise_day ORDER BY 1, 2").fetchall()
+    meter_rows = conn.execute(
+        "SELECT day, enterprise_id, count(*)::int, "
+        "coalesce(sum(co2_location_t) FILTER (WHERE scope IN ('1', '2')), 0), "
+        "coalesce(sum(quantity) FILTER (WHERE carrier = 'electricity' AND scope = '2'), 0), "
+        "coalesce(sum(tce_equivalent) FILTER (WHERE scope <> '3'), 0), "
+        "coalesce(sum(co2_market_t) FILTER (WHERE scope = '2'), 0) "
+        "FROM emissions_daily GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    assert len(rollup) == len(meter_rows) > 30 * 10
+    for got, want in zip(rollup, meter_rows, strict=True):
+        assert got[:3] == want[:3]
+        assert got[3:] == pytest.approx(want[3:], **APPROX)
+    park = conn.execute(
+        "SELECT day, enterprises, meters, grid_kwh FROM emissions_park_day ORDER BY 1"
+    ).fetchall()
+    by_day = conn.execute(
+        "SELECT day, count(DISTINCT enterprise_id)::int, count(*)::int, coalesce(sum(quantity) "
+        "FILTER (WHERE carrier = 'electricity' AND scope = '2'), 0) FROM emissions_daily "
+        "GROUP BY 1 ORDER BY 1").fetchall()
+    assert [r[:3] for r in park] == [r[:3] for r in by_day]
+    assert [r[3] for r in park] == pytest.approx([r[3] for r in by_day], **APPROX)
+
+
 def test_a_grafana_month_range_gives_the_same_figures(
     conn: psycopg.Connection, timescaledb: bool
 ) -> None:

@@ -21,6 +21,7 @@ import openpyxl
 import psycopg
 import pytest
 from pypdf import PdfReader
+from report_support import SmtpSink, alerts_doc
 
 from parkcarbon.db import connect
 from parkcarbon.settings import Settings, load_settings
@@ -143,7 +144,8 @@ def test_pdf_holds_the_park_figures_emissions_prints(january: str, tmp_path: Pat
     for phrase in ("库车经济技术开发区", "月度碳排放报告", "范围一+二（基于位置）", "数据回执",
                    "GB/T 2589", "本月告警"):
         assert phrase in text
-    assert "days elapsed" in text  # the coverage the year to date and forecast rest on
+    # the coverage the year to date and forecast rest on, in the report's language
+    assert "天中 3 天有数据" in text and "days elapsed" not in text
     assert "\x00" not in text and "\ufffd" not in text  # no missing glyphs (tofu)
     fonts = fonts_of(pdf)
     assert fonts and all(embedded for _, embedded in fonts), fonts
@@ -351,7 +353,7 @@ def test_alerts_of_the_month_are_listed(january: str, tmp_path: Path) -> None:
 
 
 def test_the_monthly_job_writes_last_months_reports_on_the_first(
-    january: str, tmp_path: Path
+    january: str, tmp_path: Path, smtp_sink: SmtpSink
 ) -> None:
     from parkcarbon.registry import load_registry
     from parkcarbon.reports.jobs import REPORT_CRON, monthly_reports_job
@@ -359,7 +361,9 @@ def test_the_monthly_job_writes_last_months_reports_on_the_first(
     from parkcarbon.scheduling import JobContext
     from support import EXAMPLE_REGISTRY
 
-    settings = settings_for(january, tmp_path)
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(json.dumps(alerts_doc(smtp_sink.port)), encoding="utf-8")
+    settings = settings_for(january, tmp_path).model_copy(update={"alerts_file": alerts})
     job = next(j for j in collect_jobs(settings) if j.name == "monthly_reports")
     assert job.cron == REPORT_CRON == {"day": "1", "hour": "6", "minute": "0"}
     now = datetime(2026, 2, 1, 6, 0, tzinfo=TZ).astimezone(UTC)
@@ -368,12 +372,19 @@ def test_the_monthly_job_writes_last_months_reports_on_the_first(
     assert [w.subject for w in written] == ["PARK", *[f"E{i:02d}" for i in range(1, 15)]]
     assert {w.period for w in written} == {PERIOD}
     assert all(w.version == 1 and len(w.files) == 3 for w in written)
+    # e-mailed: the park report to the park officers, E01's and E02's to their contacts
+    officers, e01 = "environment-office@kuqa-etdz.example.cn", "ops@tahe-refining.example.cn"
+    assert len(smtp_sink.to(officers)) == 1 and len(smtp_sink.to(e01)) == 1
+    assert len(smtp_sink.messages) == 3
     # late data for January: the next run writes version 2 of the reports it changed only
     late_readings(january, "E07-ELEC-1")
     later = monthly_reports_job(JobContext(settings, ctx.registry, now + timedelta(days=1)))
     again = [w for w in later if w.new_version]
     assert sorted(w.subject for w in again) == ["E07", "PARK"]
     assert all(w.version == 2 for w in again)
+    # only the new park version is e-mailed (E07 has no e-mail channel); nothing twice
+    assert len(smtp_sink.messages) == 4
+    assert "（第 2 版）" in str(smtp_sink.to(officers)[-1]["Subject"])
 
 
 
@@ -399,6 +410,18 @@ def test_reports_rendered_in_worker_processes_are_the_same_bytes(
     for a, b in zip(serial, parallel, strict=True):
         assert [f.name for f in a.files] == [f.name for f in b.files]
         assert [sha(f) for f in a.files] == [sha(f) for f in b.files]
+
+
+def test_the_coverage_note_is_in_the_reports_language() -> None:
+    from parkcarbon.reports.document import coverage_note
+
+    c = {"subject": "PARK", "days_with_data": 3, "days_elapsed": 31, "coverage_pct": 9.677,
+         "insufficient": True, "min_coverage_pct": 50.0}
+    assert coverage_note("zh", c) == (
+        "园区：已过 31 天中 3 天有数据（9.7%，判断目标状态需 50%）：数据不足，不给出年末状态。")
+    assert coverage_note("en", {**c, "subject": "E01", "insufficient": False}) == (
+        "E01: data on 3 of 31 days elapsed (9.7%; status needs 50%): budget, pace and "
+        "forecast use the days with data only.")
 
 
 def test_a_month_with_only_process_emissions_is_no_comparison_month() -> None:

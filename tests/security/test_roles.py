@@ -224,3 +224,57 @@ def test_two_databases_sharing_a_prefix_migrate_at_once(db_factory: object,
     finally:
         drop_database_and_roles(second.database_url.get_secret_value(), "pct-none")
         drop_database_and_roles(first.database_url.get_secret_value(), first.db_role_prefix)
+
+
+def test_roles_refresh_on_a_live_database_never_denies_a_running_session(
+        secured_db: SecuredDb) -> None:
+    """``db migrate`` revokes and grants again in one transaction: a service and an
+    enterprise reading all the while never get a permission error."""
+    import threading
+
+    s = secured_db.settings
+    errors: list[str] = []
+    reads = {"n": 0}
+    stop = threading.Event()
+
+    def read(role: str, table: str) -> None:
+        with secured_db.connect(role, autocommit=True) as conn:
+            while not stop.is_set():
+                try:
+                    conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                    reads["n"] += 1
+                except psycopg.Error as exc:
+                    errors.append(f"{role}: {str(exc).splitlines()[0]}")
+
+    readers = [threading.Thread(target=read, args=(roles.service_role(s), "usage")),
+               threading.Thread(target=read, args=(roles.enterprise_role(s, E1),
+                                                   "emissions_daily"))]
+    for t in readers:
+        t.start()
+    try:
+        for _ in range(5):
+            ensure_roles(s)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(timeout=30)
+    assert reads["n"] > 10
+    assert errors == []
+
+
+def test_enterprise_ids_that_share_a_role_are_refused(secured_db: SecuredDb) -> None:
+    from parkcarbon.errors import ConfigError
+
+    s = secured_db.settings
+    with psycopg.connect(secured_db.dsn) as conn:
+        conn.execute("INSERT INTO enterprises (id, name_zh, sector, land_area_mu) "
+                     "VALUES ('e01', '重名企业', 'chemicals', 10)")
+    with pytest.raises(ConfigError) as info:
+        ensure_roles(s)
+    assert "enterprises E01, e01 map to one database role" in str(info.value)
+    assert info.value.hint == "enterprise ids must differ in more than letter case"
+    # nothing half-done: E01's login still reads its own rows only
+    with secured_db.connect(roles.enterprise_role(s, E1)) as conn:
+        owners = {r[0] for r in conn.execute(
+            "SELECT DISTINCT enterprise_id FROM emissions_daily").fetchall()}
+    assert owners == {E1}

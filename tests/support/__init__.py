@@ -48,6 +48,8 @@ class Broker:
     process: subprocess.Popen[bytes] | None = None
     username: str = MQTT_USER
     password: str = MQTT_PASSWORD
+    protocol: str = "5"  # the MQTT version ingest uses with this broker
+    name: str = "mosquitto"
 
     @property
     def conf(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from parkcarbon.ingest.service import IngestService
 from parkcarbon.registry import Registry
@@ -13,11 +14,13 @@ from parkcarbon.settings import Settings
 from support import Broker
 
 
-def settings_for(dsn: str, broker: Broker, **more: object) -> Settings:
-    """Settings for ingest on ``dsn`` and ``broker``, a fresh client id, no metrics."""
+def settings_for(dsn: str, broker: Broker | Any, **more: object) -> Settings:
+    """Settings for ingest on ``dsn`` and ``broker`` (a ``support.Broker`` or one of
+    ``support.brokers``: its MQTT version), a fresh client id, no metrics."""
     values: dict[str, object] = {
         "database_url": dsn, "mqtt_port": broker.port, "mqtt_username": broker.username,
         "mqtt_password": broker.password, "metrics_port": None,
+        "mqtt_protocol": getattr(broker, "protocol", "5"),
         "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}",
     }
     values.update(more)
