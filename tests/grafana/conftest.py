@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -128,12 +129,16 @@ def storage_mode() -> str:
     return MODE
 
 
-@pytest.fixture(scope="session")
-def seeded_dsn(storage_mode: str) -> Iterator[str]:
+@contextmanager
+def seeded_database(prefix: str, storage_mode: str, *, days: int | None = None,
+                    alerts: bool = True) -> Iterator[str]:
+    """A database of its own (``<prefix><hex>``): migrated in ``storage_mode``, the
+    example registry, the demo month (or its first ``days``) and, with ``alerts``, the
+    alert rows; dropped afterwards."""
     from parkcarbon.schema import migrate
     from parkcarbon.sync import sync_registry
 
-    name = f"pctest_grafana_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = conninfo.make_conninfo(ADMIN_DSN, dbname=name)
@@ -141,11 +146,18 @@ def seeded_dsn(storage_mode: str) -> Iterator[str]:
         migrate(dsn, mode=storage_mode, timezone="Asia/Shanghai", create_database=False)
         with connect(dsn) as conn:
             sync_registry(conn, load_registry(EXAMPLE_REGISTRY))
-        seed_demo_month(dsn)
-        seed_alerts(dsn)
+        seed_demo_month(dsn, days=days)
+        if alerts:
+            seed_alerts(dsn)
         yield dsn
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def seeded_dsn(storage_mode: str) -> Iterator[str]:
+    with seeded_database("pctest_grafana_", storage_mode) as dsn:
+        yield dsn

@@ -10,7 +10,6 @@ demo park and the first three days of the demo month, seeded as the panel tests 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 
 from parkcarbon.db import connect
 from parkcarbon.grafana.build import build_boards
@@ -27,9 +25,9 @@ from parkcarbon.grafana.macros import TimeRange
 from parkcarbon.ingest.usage.derive import derive_committed
 from parkcarbon.registry import load_registry
 from parkcarbon.schema import refresh_rollups
-from support import ADMIN_DSN, EXAMPLE_REGISTRY
+from support import EXAMPLE_REGISTRY
 
-from .conftest import month_range, seed_demo_month, seed_settings
+from .conftest import month_range, seed_settings, seeded_database
 
 DAYS = 3
 
@@ -56,24 +54,8 @@ GROUP BY 1, 2 ORDER BY 1, 2
 
 @pytest.fixture(scope="module")
 def quality_dsn(storage_mode: str) -> Iterator[str]:
-    from parkcarbon.schema import migrate
-    from parkcarbon.sync import sync_registry
-
-    name = f"pctest_quality_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(ADMIN_DSN, dbname=name)
-    try:
-        migrate(dsn, mode=storage_mode, timezone="Asia/Shanghai", create_database=False)
-        with connect(dsn) as conn:
-            sync_registry(conn, load_registry(EXAMPLE_REGISTRY))
-        seed_demo_month(dsn, days=DAYS)
+    with seeded_database("pctest_quality_", storage_mode, days=DAYS, alerts=False) as dsn:
         yield dsn
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
